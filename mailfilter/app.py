@@ -1,0 +1,232 @@
+"""The service: build the pipeline from settings, listen, reload, drain.
+
+- SIGHUP reloads settings and policy; a bad file is logged and the old
+  ones stay (a typo must not stop mail). Open connections are not touched:
+  each message uses the context it started with.
+- SIGTERM stops accepting, lets in-flight messages finish within
+  `shutdown_timeout`, and then closes what is left; Postfix retries those
+  (aiosmtpd's own stop() cancels everything at once, §4.1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mailfilter import config as configmod
+from mailfilter import replies
+from mailfilter.addresses import parse_endpoint
+from mailfilter import metrics as metricsmod
+from mailfilter.pipeline import Context, Pipeline
+from mailfilter.policy import load_policy
+from mailfilter.quarantine import Quarantine
+from mailfilter.reinject import Downstream
+from mailfilter.server import FilterSMTP
+
+if TYPE_CHECKING:
+    from mailfilter.config import Config
+    from mailfilter.metrics import MetricsSink
+    from mailfilter.scanners import Scanner
+
+log = logging.getLogger("mailfilter.app")
+
+
+def myhostname(config: Config) -> str:
+    """Our name, looked up once (never per connection)."""
+    return config.hostname or socket.getfqdn()
+
+
+def build_scanners(config: Config, policy_max_size: int,
+                   banned_policy: object) -> list[Scanner]:
+    """The registry: one literal list, no discovery (style.md rule 4)."""
+    from mailfilter.scanners.banned import BannedScanner
+    from mailfilter.scanners.clamav import ClamAV
+    from mailfilter.scanners.spamassassin import SpamAssassin
+
+    scanners: list[Scanner] = [BannedScanner(banned_policy)]  # type: ignore[arg-type]
+    if config.clamd != "off":
+        scanners.append(ClamAV(
+            parse_endpoint(config.clamd, unix_ok=True),
+            timeout=config.clamd_timeout, workers=config.max_connections,
+        ))
+    if config.spamd != "off":
+        scanners.append(SpamAssassin(
+            parse_endpoint(config.spamd),
+            timeout=config.spamd_timeout, max_size=policy_max_size,
+        ))
+    return scanners
+
+
+def build_context(
+    config: Config, metrics: MetricsSink | None = None
+) -> Context:
+    """Everything the pipeline needs, from validated settings."""
+    policy = load_policy(Path(config.policy))
+    host = myhostname(config)
+    domain = host.partition(".")[2] or host
+    return Context(
+        policy=policy,
+        scanners=build_scanners(config, policy.spam.max_size, policy.banned),
+        downstream=Downstream(
+            parse_endpoint(config.forward), helo="localhost",
+            max_idle=config.max_connections,
+        ),
+        quarantine=Quarantine(config.quarantine),
+        metrics=metrics or metricsmod.create(enabled=False),
+        myhostname=host,
+        virus_scanned=config.virus_scanned_header.format(domain=domain),
+        scan_timeout=config.scan_timeout,
+        forward_timeout=config.forward_timeout,
+    )
+
+
+class Service:
+    """Listeners plus the pipeline; `run()` until SIGTERM."""
+
+    def __init__(self, config: Config, config_path: str | None,
+                 overrides: dict[str, object]) -> None:
+        self.config = config
+        self._config_path = config_path
+        self._overrides = overrides
+        self.metrics = metricsmod.create(enabled=bool(config.metrics))
+        if config.metrics:
+            self.metrics.start(*_host_port(config.metrics))
+        self.pipeline = Pipeline(build_context(config, self.metrics))
+        self._servers: list[asyncio.Server] = []
+        self._sessions: set[FilterSMTP] = set()
+        self._stopping = asyncio.Event()
+
+    async def start(self) -> list[tuple[str, int]]:
+        """Bind every listener; returns the bound addresses."""
+        bound = []
+        for text in self.config.listen:
+            endpoint = parse_endpoint(text)
+            lmtp = endpoint.proto == "lmtp"
+            server = await asyncio.get_running_loop().create_server(
+                lambda ep=endpoint, lm=lmtp: self._factory(ep, lm),
+                host=endpoint.host, port=endpoint.port, reuse_address=True,
+                backlog=max(128, self.config.max_connections),
+            )
+            self._servers.append(server)
+            addr = server.sockets[0].getsockname()
+            bound.append((addr[0], addr[1]))
+            log.info("listening on %s:%s (%s)", addr[0], addr[1],
+                     "LMTP" if lmtp else "SMTP")
+        return bound
+
+    def _factory(self, endpoint: object, lmtp: bool) -> FilterSMTP:
+        host = getattr(endpoint, "host", "127.0.0.1")
+        port = getattr(endpoint, "port", 0)
+        cfg = self.config
+        session = _Session(
+            self,
+            self.pipeline.process,
+            helo_name=f"[{host}]",
+            local_addr=(host, port),
+            lmtp=lmtp,
+            size_limit=cfg.message_size_limit,
+            max_recipients=cfg.max_recipients,
+            idle_timeout=cfg.idle_timeout,
+            busy_timeout=cfg.scan_timeout + cfg.forward_timeout + 30,
+        )
+        return session
+
+    def reload(self) -> None:
+        """SIGHUP: new settings and policy for new messages."""
+        try:
+            config = configmod.load(self._config_path, self._overrides)
+            context = build_context(config, self.metrics)
+        except Exception as exc:
+            log.error("(!)reload failed, keeping the old settings: %s", exc)  # noqa: TRY400
+            return
+        old = self.pipeline.context
+        self.config = config
+        self.pipeline.context = context
+        log.info("reloaded settings from %s and policy from %s",
+                 config.source, config.policy)
+        asyncio.get_running_loop().create_task(_close_context(old))
+
+    async def run(self) -> None:
+        """Serve until SIGTERM/SIGINT, then drain."""
+        loop = asyncio.get_running_loop()
+        await self.start()
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stopping.set)
+        await self._stopping.wait()
+        await self.shutdown()
+
+    def stop(self) -> None:
+        """Ask `run()` to drain and return."""
+        self._stopping.set()
+
+    async def shutdown(self) -> None:
+        """Stop accepting, let in-flight messages finish, then 421 the rest."""
+        for server in self._servers:
+            server.close()
+        deadline = self.config.shutdown_timeout
+        loop = asyncio.get_running_loop()
+        end = loop.time() + deadline
+        while any(s.busy for s in self._sessions) and loop.time() < end:
+            await asyncio.sleep(0.05)
+        for session in list(self._sessions):
+            session.say_goodbye()
+        await _close_context(self.pipeline.context)
+        self.metrics.stop()
+
+
+class _Session(FilterSMTP):
+    """A FilterSMTP that the service can count and close."""
+
+    def __init__(self, service: Service, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._service = service
+        self.busy = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Enforce max_connections: past it, 421 and close (Postfix retries)."""
+        sessions = self._service._sessions  # noqa: SLF001
+        if len(sessions) >= self._service.config.max_connections:
+            writer = transport  # type: ignore[assignment]
+            writer.write((replies.SHUTTING_DOWN + "\r\n").encode())  # type: ignore[attr-defined]
+            transport.close()
+            return
+        sessions.add(self)
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        """Forget the session."""
+        if self not in self._service._sessions:  # noqa: SLF001
+            return
+        self._service._sessions.discard(self)  # noqa: SLF001
+        super().connection_lost(error)
+
+    async def smtp_DATA(self, arg: str | None) -> None:
+        """Mark the session busy while a message is being processed."""
+        self.busy = True
+        try:
+            await super().smtp_DATA(arg)
+        finally:
+            self.busy = False
+
+    def say_goodbye(self) -> None:
+        """421 and close (shutdown)."""
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write((replies.SHUTTING_DOWN + "\r\n").encode())
+            self.transport.close()
+
+
+async def _close_context(context: Context) -> None:
+    await asyncio.sleep(0)
+    for scanner in context.scanners:
+        await scanner.aclose()
+    await context.downstream.aclose()
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    endpoint = parse_endpoint(text)
+    return endpoint.host, endpoint.port

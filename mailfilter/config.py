@@ -1,0 +1,302 @@
+"""Service settings: each defined once, with its default, flag and comment.
+
+The table `SETTINGS` is the only place a setting exists (style.md rule 8,
+Postfix's mail_params.h). The TOML file, the command-line flags, the
+shipped example `deploy/mailfilter.toml` and `mailfilter show-config` are
+all derived from it. Loading gives a frozen `Config`; a bad file stops
+start-up with `file: key: problem`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names file and key."""
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One setting: name, default and the comment shown to admins."""
+
+    name: str
+    default: Any
+    help: str
+
+    @property
+    def flag(self) -> str:
+        """The command-line flag, e.g. --max-connections."""
+        return "--" + self.name.replace("_", "-")
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "listen",
+        ["127.0.0.1:10024"],
+        "Where Postfix hands mail over: HOST:PORT (SMTP) or lmtp:HOST:PORT. "
+        "Repeat for several listeners. Keep it on loopback.",
+    ),
+    Setting(
+        "forward",
+        "127.0.0.1:10025",
+        "The Postfix listener that takes mail back (HOST:PORT or "
+        "lmtp:HOST:PORT). Its maxproc must be >= max_connections.",
+    ),
+    Setting(
+        "clamd",
+        "unix:/var/run/clamav/clamd.ctl",
+        "clamd address: unix:/path, HOST:PORT, or off (no virus scan; the "
+        "policy's scanner-failure rule then decides).",
+    ),
+    Setting(
+        "spamd",
+        "127.0.0.1:783",
+        "spamd address HOST:PORT, or off.",
+    ),
+    Setting(
+        "policy",
+        "/etc/mailfilter/policy.toml",
+        "The policy file (start from policy/default.toml).",
+    ),
+    Setting(
+        "quarantine",
+        "/var/lib/mailfilter/quarantine",
+        "Quarantine root: one Maildir per kind (virus, banned, spam, ...).",
+    ),
+    Setting(
+        "hostname",
+        "",
+        "Our host name in Received and X-Virus-Scanned; empty means the "
+        "system's fully qualified name, looked up once at start.",
+    ),
+    Setting(
+        "virus_scanned_header",
+        "mailfilter at {domain}",
+        "Value of X-Virus-Scanned; {domain} is the hostname's domain.",
+    ),
+    Setting(
+        "log_ident",
+        "amavis",
+        "Syslog ident. 'amavis' keeps mailgraph and amavis-logwatch "
+        "working unchanged; they select lines by this name.",
+    ),
+    Setting(
+        "log_to",
+        "syslog",
+        "Where the per-message lines go: syslog (facility mail) or stderr.",
+    ),
+    Setting(
+        "log_level",
+        "info",
+        "debug, info, warning or error.",
+    ),
+    Setting(
+        "max_connections",
+        20,
+        "Concurrent SMTP sessions accepted; more get 421 4.3.2. Size the "
+        "chain: Postfix maxproc <= this <= clamd MaxThreads, spamd children.",
+    ),
+    Setting(
+        "max_recipients",
+        1100,
+        "Recipients per message; the next RCPT gets 452 4.5.3 (amavis).",
+    ),
+    Setting(
+        "message_size_limit",
+        52428800,
+        "Bytes. Must exceed Postfix's message_size_limit plus our headers, "
+        "or mail Postfix already accepted would bounce.",
+    ),
+    Setting(
+        "scan_timeout",
+        240.0,
+        "Seconds for all scanners of one message together.",
+    ),
+    Setting(
+        "clamd_timeout",
+        120.0,
+        "Seconds for one clamd INSTREAM.",
+    ),
+    Setting(
+        "spamd_timeout",
+        120.0,
+        "Seconds for one spamd check.",
+    ),
+    Setting(
+        "forward_timeout",
+        300.0,
+        "Seconds for the whole reinjection of one message. scan_timeout + "
+        "forward_timeout must stay below Postfix's smtp_data_done_timeout "
+        "(600 s by default), or Postfix retries a message we delivered.",
+    ),
+    Setting(
+        "idle_timeout",
+        480.0,
+        "Seconds an idle Postfix connection is kept (amavis smtpd_timeout).",
+    ),
+    Setting(
+        "shutdown_timeout",
+        60.0,
+        "On SIGTERM, seconds in-flight messages get to finish; the rest get "
+        "421 and Postfix retries them.",
+    ),
+    Setting(
+        "metrics",
+        "",
+        "Prometheus endpoint HOST:PORT; empty turns it off. Keep it on "
+        "loopback.",
+    ),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The effective settings (see SETTINGS for what each one means)."""
+
+    listen: tuple[str, ...]
+    forward: str
+    clamd: str
+    spamd: str
+    policy: str
+    quarantine: str
+    hostname: str
+    virus_scanned_header: str
+    log_ident: str
+    log_to: str
+    log_level: str
+    max_connections: int
+    max_recipients: int
+    message_size_limit: int
+    scan_timeout: float
+    clamd_timeout: float
+    spamd_timeout: float
+    forward_timeout: float
+    idle_timeout: float
+    shutdown_timeout: float
+    metrics: str
+    source: str = "defaults"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per setting; unset flags leave the file's value alone."""
+    parser.add_argument("--config", help="TOML settings file")
+    for setting in SETTINGS:
+        kwargs: dict[str, Any] = {"default": None, "help": setting.help}
+        if isinstance(setting.default, list):
+            kwargs["action"] = "append"
+        elif isinstance(setting.default, (int, float)):
+            kwargs["type"] = type(setting.default)
+        parser.add_argument(setting.flag, dest=setting.name, **kwargs)
+
+
+def load(path: str | None, overrides: dict[str, Any] | None = None) -> Config:
+    """Defaults, then the file, then flags (values that are not None)."""
+    values = {s.name: s.default for s in SETTINGS}
+    source = "defaults"
+    if path:
+        source = path
+        values.update(_read_file(Path(path)))
+    for name, value in (overrides or {}).items():
+        if name in _BY_NAME and value is not None:
+            values[name] = _check(source, name, value)
+    values["listen"] = tuple(values["listen"])
+    _validate(source, values)
+    return Config(**values, source=source)
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    return {key: _check(str(path), key, value) for key, value in data.items()}
+
+
+def _check(source: str, key: str, value: Any) -> Any:
+    setting = _BY_NAME.get(key)
+    if setting is None:
+        raise ConfigError(f"{source}: {key}: unknown setting")
+    want = type(setting.default)
+    if want is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, want) or isinstance(value, bool):
+        raise ConfigError(
+            f"{source}: {key}: expected {want.__name__}, "
+            f"got {type(value).__name__}"
+        )
+    if want is list and not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{source}: {key}: expected a list of strings")
+    return value
+
+
+def _validate(source: str, values: dict[str, Any]) -> None:
+    from mailfilter.addresses import parse_endpoint  # noqa: PLC0415
+
+    for key in ("forward", *(f"listen[{i}]" for i in range(len(values["listen"])))):
+        raw = values[key] if key == "forward" else values["listen"][int(key[7:-1])]
+        try:
+            parse_endpoint(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{source}: {key}: {exc}") from exc
+    for key in ("clamd", "spamd"):
+        if values[key] != "off":
+            try:
+                parse_endpoint(values[key], unix_ok=key == "clamd")
+            except ValueError as exc:
+                raise ConfigError(f"{source}: {key}: {exc}") from exc
+    if values["log_to"] not in ("syslog", "stderr"):
+        raise ConfigError(f"{source}: log_to: must be syslog or stderr")
+    for key in ("max_connections", "max_recipients", "message_size_limit"):
+        if values[key] < 1:
+            raise ConfigError(f"{source}: {key}: must be positive")
+    if values["scan_timeout"] + values["forward_timeout"] >= 600:  # noqa: PLR2004
+        raise ConfigError(
+            f"{source}: scan_timeout + forward_timeout must stay below "
+            "Postfix's smtp_data_done_timeout (600 s)"
+        )
+
+
+def example() -> str:
+    """The commented example file, generated from SETTINGS."""
+    import textwrap  # noqa: PLC0415
+
+    lines = [
+        "# mailfilter settings (TOML). Generated by `mailfilter show-config",
+        "# --example`; every key is optional and shows its default.",
+        "",
+    ]
+    for setting in SETTINGS:
+        for text in textwrap.wrap(setting.help, 76):
+            lines.append(f"# {text}")
+        lines.append(f"# flag: {setting.flag}")
+        lines.append(f"{setting.name} = {_toml(setting.default)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def show(config: Config) -> str:
+    """Effective values, like `postconf -n`."""
+    out = [f"# from {config.source}"]
+    for field in dataclasses.fields(Config):
+        if field.name != "source":
+            value = getattr(config, field.name)
+            out.append(f"{field.name} = {_toml(value)}")
+    return "\n".join(out)
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return str(value)

@@ -1,0 +1,406 @@
+"""One message from Postfix to its outcome: scan, decide, act, answer.
+
+Scanners run concurrently, each under its own deadline inside one total
+budget. `decide()` (pure) gives each recipient a `Decision`; recipients
+that share one are handled together, as amavis's header clustering does
+(§1.9). The answer is given only after the outcome is durable: passed mail
+accepted by 10025, blocked mail quarantined. Anything that is not a
+verdict on the message - a scanner down, 10025 down, our own bug - ends in
+a 4xx, so Postfix keeps the mail and retries (style.md rule 1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from mailfilter import amavislog, headers, mailid, replies
+from mailfilter.decide import decide
+from mailfilter.reinject import DownstreamError, Reply
+from mailfilter.verdict import (
+    Action,
+    Decision,
+    ScanResult,
+    SpamReport,
+    Verdict,
+)
+from mailfilter.wire import has_bare_line_ends, normalise_line_ends
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from mailfilter.envelope import Envelope, Recipient
+    from mailfilter.metrics import MetricsSink
+    from mailfilter.policy import Policy
+    from mailfilter.quarantine import Quarantine
+    from mailfilter.reinject import Downstream
+    from mailfilter.scanners import Scanner
+
+log = logging.getLogger("mailfilter.verdict")
+
+
+@dataclass
+class Context:
+    """What `Pipeline` needs besides the message; swapped on SIGHUP."""
+
+    policy: Policy
+    scanners: Sequence[Scanner]
+    downstream: Downstream
+    quarantine: Quarantine
+    metrics: MetricsSink
+    myhostname: str
+    virus_scanned: str
+    scan_timeout: float
+    forward_timeout: float
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One message on its way through the pipeline."""
+
+    envelope: Envelope
+    content: bytes  # line ends normalised
+    log_id: str
+    mail_id: str
+    quarantine: str  # where the quarantine copy is, "" if none
+    spam: SpamReport | None
+
+
+@dataclass
+class _Outcome:
+    """Final reply per recipient and what the log line says."""
+
+    replies: dict[int, str] = field(default_factory=dict)
+    passed: list[tuple[Decision, list[int], list[str]]] = field(
+        default_factory=list
+    )
+    blocked: list[tuple[Decision, list[int], str]] = field(
+        default_factory=list
+    )
+
+
+class Pipeline:
+    """Turns an `Envelope` into the SMTP reply (or LMTP replies)."""
+
+    def __init__(self, context: Context) -> None:
+        self.context = context
+
+    async def process(self, envelope: Envelope) -> list[str]:
+        """Never raises: our own failure is a tempfail, logged."""
+        log_id = mailid.log_id()
+        ctx = self.context  # one snapshot per message, even across SIGHUP
+        with ctx.metrics.in_flight():
+            try:
+                return await self._process(ctx, envelope, log_id)
+            except Exception as exc:
+                log.exception("(%s) (!!)TROUBLE in check_mail: %s", log_id, exc)
+                reply = replies.TEMPFAIL_INTERNAL.format(
+                    log_id=log_id, section="check_mail",
+                    error=type(exc).__name__,
+                )
+                return [reply] * (len(envelope.recipients) if envelope.lmtp else 1)
+
+    async def _process(
+        self, ctx: Context, envelope: Envelope, log_id: str
+    ) -> list[str]:
+        start = time.monotonic()
+        mail_id = mailid.mail_id()
+        content = envelope.content
+        if has_bare_line_ends(content):
+            # Never emit a bare CR or LF downstream (smuggling, §3.6).
+            content = normalise_line_ends(content)
+        results = await self._scan(ctx, content)
+        decisions = [
+            decide(results, ctx.policy, r.address) for r in envelope.recipients
+        ]
+        groups: dict[Decision, list[int]] = {}
+        for index, decision in enumerate(decisions):
+            groups.setdefault(decision, []).append(index)
+        quarantine = await self._quarantine(ctx, envelope, decisions, mail_id)
+        outcome = _Outcome()
+        spam = next((r.spam for r in results if r.spam is not None), None)
+        job = _Job(envelope, content, log_id, mail_id, quarantine, spam)
+        for decision, indexes in groups.items():
+            await self._act(ctx, job, decision, indexes, outcome)
+        elapsed = int((time.monotonic() - start) * 1000)
+        self._log(ctx, envelope, results, outcome, log_id, mail_id,
+                  quarantine, elapsed)
+        per_rcpt = [outcome.replies[i] for i in range(len(envelope.recipients))]
+        if envelope.lmtp:
+            return per_rcpt
+        return [one_response_for_all(per_rcpt, log_id)]
+
+    async def _scan(
+        self, ctx: Context, content: bytes
+    ) -> list[ScanResult]:
+        async def one(scanner: Scanner) -> ScanResult:
+            began = time.monotonic()
+            try:
+                result = await scanner.scan(content)
+            except Exception as exc:  # a scanner bug is not a verdict
+                log.exception("(!)%s scanner failed", scanner.name)
+                result = ScanResult(
+                    scanner.name, ok=False, error=type(exc).__name__
+                )
+            ctx.metrics.observe_scan(
+                scanner.name, time.monotonic() - began, result.ok
+            )
+            return result
+
+        tasks = [asyncio.ensure_future(one(s)) for s in ctx.scanners]
+        done, pending = await asyncio.wait(tasks, timeout=ctx.scan_timeout)
+        for task in pending:
+            task.cancel()
+        results = []
+        for scanner, task in zip(ctx.scanners, tasks, strict=True):
+            if task in done:
+                results.append(task.result())
+            else:
+                results.append(
+                    ScanResult(scanner.name, ok=False, error="timed out")
+                )
+        return results
+
+    async def _quarantine(
+        self,
+        ctx: Context,
+        envelope: Envelope,
+        decisions: list[Decision],
+        mail_id: str,
+    ) -> str:
+        wanted = [d for d in decisions if d.quarantine]
+        if not wanted:
+            return ""
+        worst = max(wanted, key=lambda d: d.verdict.rank)
+        added = headers.fold("X-Quarantine-ID", f"<{mail_id}>")
+        # An OSError here propagates: no quarantine copy, no discard.
+        return await ctx.quarantine.astore(
+            envelope, worst.verdict, mail_id, added
+        )
+
+    async def _act(
+        self,
+        ctx: Context,
+        job: _Job,
+        decision: Decision,
+        indexes: list[int],
+        outcome: _Outcome,
+    ) -> None:
+        action = decision.action
+        log_id = job.log_id
+        if action is Action.PASS:
+            await self._forward(ctx, job, decision, indexes, outcome)
+            return
+        template = {
+            Action.DISCARD: replies.DISCARDED,
+            Action.REJECT: replies.REJECTED,
+            Action.TEMPFAIL: replies.TEMPFAILED,
+        }[action]
+        reply = template.format(log_id=log_id, reason=decision.reason)
+        if action is Action.TEMPFAIL and decision.verdict is Verdict.UNCHECKED:
+            reply = replies.TEMPFAIL_INTERNAL.format(
+                log_id=log_id, section="check_mail", error=decision.reason
+            )
+        for i in indexes:
+            outcome.replies[i] = reply
+        outcome.blocked.append((decision, indexes, action.value))
+        ctx.metrics.count_message(decision.verdict.value, action.value)
+
+    async def _forward(
+        self,
+        ctx: Context,
+        job: _Job,
+        decision: Decision,
+        indexes: list[int],
+        outcome: _Outcome,
+    ) -> None:
+        envelope, log_id = job.envelope, job.log_id
+        rcpts = tuple(envelope.recipients[i] for i in indexes)
+        prefix = self._added_fields(ctx, job, decision, rcpts)
+        body = headers.edit(
+            job.content,
+            strip_spam=decision.spam_headers or decision.spam_flag,
+            subject_tag=decision.subject_tag,
+        )
+        began = time.monotonic()
+        try:
+            async with asyncio.timeout(ctx.forward_timeout):
+                answers = await ctx.downstream.deliver(
+                    envelope.sender, rcpts, prefix + body,
+                    params=envelope.params, client=envelope.client,
+                    smtp_input=not envelope.lmtp,
+                )
+        except (DownstreamError, TimeoutError) as exc:
+            reply = _downstream_failure(exc, log_id, ctx.downstream.label)
+            for i in indexes:
+                outcome.replies[i] = reply
+            outcome.blocked.append((decision, indexes, "mta"))
+            ctx.metrics.count_message("MTA-BLOCKED", "tempfail")
+            log.warning("(%s) (!)FWD failed: %s", log_id, reply)
+            return
+        ctx.metrics.observe_reinject(time.monotonic() - began)
+        queued: list[str] = []
+        for i, answer in zip(indexes, answers, strict=True):
+            outcome.replies[i] = _relayed(answer, log_id, ctx.downstream.label)
+            if answer.code < 300:  # noqa: PLR2004
+                queued.append(amavislog.queued_as(answer.text))
+        outcome.passed.append((decision, indexes, queued))
+        ctx.metrics.count_message(decision.verdict.value, "pass")
+
+    def _added_fields(
+        self,
+        ctx: Context,
+        job: _Job,
+        decision: Decision,
+        rcpts: tuple[Recipient, ...],
+    ) -> bytes:
+        envelope, mail_id, spam = job.envelope, job.mail_id, job.spam
+        fields: list[tuple[str, str]] = []
+        if job.quarantine:
+            fields.append(("X-Quarantine-ID", f"<{mail_id}>"))
+        if decision.virus_scanned:
+            fields.append(("X-Virus-Scanned", ctx.virus_scanned))
+        if decision.verdict in (Verdict.INFECTED, Verdict.BANNED):
+            fields.append(("X-Amavis-Alert", decision.reason))
+        if decision.spam_headers and spam is not None:
+            fields += headers.spam_fields(spam, decision)
+        fields.extend(self._notes(decision))
+        protocol = "UTF8SMTP" if envelope.params.smtputf8 else "ESMTP"
+        if envelope.lmtp:
+            protocol = "LMTP"
+        fields.append(headers.received(
+            helo=envelope.client.helo or envelope.helo,
+            client_addr=envelope.client.addr,
+            myhostname=ctx.myhostname,
+            local_addr=envelope.local_addr,
+            protocol=protocol,
+            mail_id=mail_id,
+            recipients=[r.address for r in rcpts],
+        ))
+        if headers.needs_subject_field(envelope.content, decision.subject_tag):
+            fields.append(("Subject", decision.subject_tag.strip()))
+        return b"".join(headers.fold(name, value) for name, value in fields)
+
+    @staticmethod
+    def _notes(decision: Decision) -> list[tuple[str, str]]:
+        return [
+            ("X-Amavis-Alert", note)
+            for note in decision.notes
+            if note.startswith("spam checks skipped")
+        ]
+
+    def _log(
+        self,
+        ctx: Context,
+        envelope: Envelope,
+        results: list[ScanResult],
+        outcome: _Outcome,
+        log_id: str,
+        mail_id: str,
+        quarantine: str,
+        elapsed: int,
+    ) -> None:
+        spam = next((r.spam for r in results if r.spam is not None), None)
+        common = {
+            "client_addr": envelope.client.addr,
+            "client_port": envelope.client.port,
+            "sender": envelope.sender,
+            "queue_id": envelope.client.ident,
+            "message_id": amavislog.message_id(envelope.content),
+            "mail_id": mail_id,
+            "hits": spam.score if spam else None,
+            "size": len(envelope.content),
+            "elapsed_ms": elapsed,
+        }
+        for decision, indexes, queued in outcome.passed:
+            actions = ["RelayedTaggedInbound" if decision.spam_flag
+                       or decision.subject_tag else "RelayedInbound"]
+            if quarantine:
+                actions.append("Quarantined")
+            log.info("%s", amavislog.Summary(
+                log_id=log_id, passed=True,
+                category=_category(decision), actions=actions,
+                recipients=[envelope.recipients[i].address for i in indexes],
+                quarantine=quarantine, queued_as=queued, **common,
+            ).line())
+        for decision, indexes, kind in outcome.blocked:
+            word = {"discard": "Discarded", "reject": "Rejected",
+                    "tempfail": "TempFailed", "mta": "TempFailed"}[kind]
+            actions = [f"{word}Inbound"]
+            if quarantine and kind != "mta":
+                actions.append("Quarantined")
+            log.info("%s", amavislog.Summary(
+                log_id=log_id, passed=False,
+                category="MTA-BLOCKED" if kind == "mta" else _category(decision),
+                actions=actions,
+                recipients=[envelope.recipients[i].address for i in indexes],
+                quarantine=quarantine if kind != "mta" else "", **common,
+            ).line())
+
+
+def _category(decision: Decision) -> str:
+    if decision.detail and decision.verdict in (
+        Verdict.INFECTED, Verdict.BANNED
+    ):
+        return f"{decision.verdict.value} ({amavislog.clean(decision.detail)})"
+    return decision.verdict.value
+
+
+def _relayed(answer: Reply, log_id: str, label: str) -> str:
+    proto, _, rest = label.partition(":")
+    host, _, port = rest.rpartition(":")
+    detail = f"from MTA({label}): {answer}"
+    if answer.code >= 500:  # noqa: PLR2004
+        return replies.REJECTED_DOWNSTREAM.format(
+            code=answer.code, enh=answer.enhanced, log_id=log_id, detail=detail
+        )
+    if answer.code >= 400:  # noqa: PLR2004 - LMTP per-recipient 4xx
+        return replies.TEMPFAIL_MTA.format(log_id=log_id, detail=detail)
+    return replies.RELAYED.format(
+        code=answer.code, enh=answer.enhanced, proto=proto,
+        host=host.strip("[]"), port=port, reply=answer,
+    )
+
+
+def _downstream_failure(
+    exc: DownstreamError | TimeoutError, log_id: str, label: str
+) -> str:
+    if isinstance(exc, TimeoutError):
+        return replies.TEMPFAIL_TIMEOUT.format(
+            section="forwarding", log_id=log_id
+        )
+    if exc.section == "fwd-connect":
+        return replies.TEMPFAIL_CONNECT.format(log_id=log_id, detail=exc.detail)
+    return replies.TEMPFAIL_MTA.format(
+        log_id=log_id, detail=f"from MTA({label}) during {exc.section}: "
+        f"{exc.detail}",
+    )
+
+
+def one_response_for_all(per_rcpt: list[str], log_id: str) -> str:
+    """One SMTP reply for all recipients (amavis rfc2821_2822_Tools.pm).
+
+    1. any 4xx: the first one (Postfix retries every recipient);
+    2. all discarded: the first discard reply;
+    3. only discards and 5xx: the first 5xx (Postfix bounces);
+    4. otherwise the first 2xx from downstream, noting the others.
+    """
+    tempfails = [r for r in per_rcpt if r.startswith("4")]
+    if tempfails:
+        return tempfails[0]
+    discards = [r for r in per_rcpt if r.startswith("250 2.7.0")]
+    rejects = [r for r in per_rcpt if r.startswith("5")]
+    if len(discards) == len(per_rcpt):
+        return discards[0]
+    if rejects and len(discards) + len(rejects) == len(per_rcpt):
+        return rejects[0]
+    relayed = [r for r in per_rcpt if r.startswith("2") and r not in discards]
+    reply = relayed[0] if relayed else f"250 2.5.0 Ok, id={log_id}"
+    if rejects:
+        reply += replies.MIXED_SUFFIX.format(count=len(rejects), what="REJECT")
+    if discards:
+        reply += replies.MIXED_SUFFIX.format(count=len(discards), what="DISCARD")
+    return reply

@@ -1,0 +1,55 @@
+"""Real daemons for the integration tests, each started once per run.
+
+Skipped, with the reason, when a binary is missing. Every daemon runs in a
+temporary directory on free loopback ports and is stopped by PID.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import daemons
+from tests.support.filter import FilterProcess, start_filter
+from tests.support.ports import free_port
+from tests.support.postfix import POSTFIX, PostfixInstance, start_postfix
+
+
+@pytest.fixture(scope="session")
+def clamd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[daemons.Daemon]:
+    """clamd with a one-line EICAR database."""
+    if not daemons.have(daemons.CLAMD):
+        pytest.skip("clamd is not installed (apt-get install clamav-daemon)")
+    d = daemons.start_clamd(tmp_path_factory.mktemp("clamd"))
+    yield d
+    d.stop()
+
+
+@pytest.fixture(scope="session")
+def spamd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[daemons.Daemon]:
+    """spamd -L on a free port."""
+    if not daemons.have(daemons.SPAMD):
+        pytest.skip("spamd is not installed (apt-get install spamd)")
+    d = daemons.start_spamd(tmp_path_factory.mktemp("spamd"))
+    yield d
+    d.stop()
+
+
+def need_postfix() -> None:
+    """Skip when Postfix is not installed."""
+    if not Path(POSTFIX).exists():
+        pytest.skip("postfix is not installed (apt-get install postfix)")
+
+
+@pytest.fixture
+def sandwich(tmp_path: Path) -> Iterator[tuple[PostfixInstance, FilterProcess]]:
+    """Postfix -> mailfilter (scanners off) -> Postfix 10025 -> Maildir."""
+    need_postfix()
+    fport = free_port()
+    pf = start_postfix(tmp_path / "postfix", fport)
+    mf = start_filter(tmp_path / "filter", fport, pf.reinject_port)
+    yield pf, mf
+    mf.stop()
+    pf.stop()
