@@ -152,24 +152,29 @@ class MimeWalk:
         return children
 
     def _split_multipart(self, body: bytes, boundary: bytes) -> list[bytes]:
-        """Parts between delimiter lines (RFC 2046 §5.1.1)."""
-        delimiter = re.compile(
-            rb"(?:\A|\r?\n)--"
-            + re.escape(boundary)
-            + rb"(--)?[ \t]*(?=\r?\n|\Z)"
-        )
+        """Parts between delimiter lines (RFC 2046 §5.1.1).
+
+        Any line that starts with "--boundary" is a delimiter, whatever
+        follows on it: stricter parsers ignore such lines, lenient clients
+        split there, and a legitimate part never contains one.
+        """
+        token = b"--" + boundary
         parts: list[bytes] = []
-        start = None
-        for match in delimiter.finditer(body):
-            if start is not None:
-                parts.append(body[start : match.start()])
+        start, pos = -1, 0
+        while (found := body.find(token, pos)) >= 0:
+            pos = found + len(token)
+            if found and body[found - 1] != 0x0A:
+                continue  # not at the start of a line
+            if start >= 0:
+                end = found - (2 if body[found - 2 : found] == b"\r\n" else 1)
+                parts.append(body[start : max(end, start)])
                 if len(parts) > self._budget.limits.max_files:
-                    break
-            if match.group(1):
+                    return parts
+            if body.startswith(b"--", pos):
                 return parts
-            start = match.end()
-            start += 2 if body.startswith(b"\r\n", start) else 1
-        if start is not None:
+            newline = body.find(b"\n", pos)
+            start = len(body) if newline < 0 else newline + 1
+        if start >= 0:
             self.defects.append("missing close delimiter")
             parts.append(body[start:])
         return parts

@@ -7,12 +7,20 @@ import time
 
 import pytest
 
-from mailfilter.archives import Budget, Member, OverLimits, Undecodable, members
+from mailfilter.archives import (
+    Budget,
+    Member,
+    OverLimits,
+    Undecodable,
+    members,
+)
 from mailfilter.policy import DecodingLimits
 from tests.support import corpus
 
 LIMITS = DecodingLimits(14, 1500, 102400, 300 << 20, 5, 500)
-needs_7z = pytest.mark.skipif(shutil.which("7z") is None, reason="7z (p7zip-full) not installed")
+needs_7z = pytest.mark.skipif(
+    shutil.which("7z") is None, reason="7z (p7zip-full) not installed"
+)
 
 
 def listing(data, kind, size=None, limits=LIMITS):
@@ -23,7 +31,10 @@ def listing(data, kind, size=None, limits=LIMITS):
 def test_zip_members_with_data():
     """Zip members come with their names and bytes."""
     data = corpus.zip_of({"a.txt": b"hello", "dir/b.bin": b"\x00\x01"})
-    assert [Member("a.txt", b"hello"), Member("dir/b.bin", b"\x00\x01")] == listing(data, ".zip")
+    assert [
+        Member("a.txt", b"hello"),
+        Member("dir/b.bin", b"\x00\x01"),
+    ] == listing(data, ".zip")
 
 
 def test_tar_gzip_bzip2_xz():
@@ -33,7 +44,9 @@ def test_tar_gzip_bzip2_xz():
 
     tar = corpus.tar_of({"x/readme.txt": b"hi"})
     assert [Member("x/readme.txt", b"hi")] == listing(tar, ".tar")
-    assert [Member("a.exe", b"MZ")] == listing(corpus.gzip_of(b"MZ", "a.exe"), ".gz")
+    assert [Member("a.exe", b"MZ")] == listing(
+        corpus.gzip_of(b"MZ", "a.exe"), ".gz"
+    )
     assert [Member("", b"data")] == listing(bz2.compress(b"data"), ".bz2")
     assert [Member("", b"data")] == listing(lzma.compress(b"data"), ".xz")
 
@@ -47,14 +60,18 @@ def test_nested_archive_kept_whole():
 
 def test_large_plain_member_only_head():
     """A big member that is not an archive is read only up to its head."""
-    (member,) = listing(corpus.zip_of({"big.txt": b"a" * 500_000}), ".zip", size=10**7)
+    (member,) = listing(
+        corpus.zip_of({"big.txt": b"a" * 500_000}), ".zip", size=10**7
+    )
     assert 65536 == len(member.data)
 
 
 def test_encrypted_member_named():
     """An encrypted zip member is yielded with its name and no data."""
     data = corpus.encrypted_zip({"invoice.exe": corpus.pe_exe()})
-    assert [Member("invoice.exe", b"", encrypted=True)] == listing(data, ".zip")
+    assert [Member("invoice.exe", b"", encrypted=True)] == listing(
+        data, ".zip"
+    )
 
 
 def test_zip_bomb_stops_at_quota():
@@ -76,7 +93,9 @@ def test_member_count_limit():
     """More members than max_files stops with amavis's reason."""
     limits = DecodingLimits(14, 10, 102400, 300 << 20, 5, 500)
     data = corpus.zip_of({f"f{i}.txt": b"x" for i in range(11)})
-    with pytest.raises(OverLimits, match=r"Maximum number of files \(10\) exceeded"):
+    with pytest.raises(
+        OverLimits, match=r"Maximum number of files \(10\) exceeded"
+    ):
         listing(data, ".zip", limits=limits)
 
 
@@ -84,7 +103,9 @@ def test_depth_limit():
     """Entering a depth beyond max_depth stops with amavis's reason."""
     budget = Budget(LIMITS, 1000)
     budget.enter(14)
-    with pytest.raises(OverLimits, match=r"Maximum decoding depth \(14\) exceeded"):
+    with pytest.raises(
+        OverLimits, match=r"Maximum decoding depth \(14\) exceeded"
+    ):
         budget.enter(15)
 
 
@@ -112,7 +133,9 @@ def test_7z_members():
 @needs_7z
 def test_cab_members():
     """Cabinet files are read through 7z."""
-    assert [Member("invoice.exe", b"MZ\x90\x00")] == listing(corpus.cab_of("invoice.exe", b"MZ\x90\x00"), ".cab")
+    assert [Member("invoice.exe", b"MZ\x90\x00")] == listing(
+        corpus.cab_of("invoice.exe", b"MZ\x90\x00"), ".cab"
+    )
 
 
 @needs_7z

@@ -56,20 +56,28 @@ def test_hostile_input_ends_fast_in_a_verdict(policy, case):
 
 def test_percent_f_is_amavis_form(policy):
     """A banned PE attachment is reported as M,.T...,N like amavis %F."""
-    found = check(corpus.with_attachment(corpus.pe_exe(), "invoice.exe"), policy)
-    assert ["application/octet-stream,.exe,.exe-ms,invoice.exe"] == found.banned
+    found = check(
+        corpus.with_attachment(corpus.pe_exe(), "invoice.exe"), policy
+    )
+    assert [
+        "application/octet-stream,.exe,.exe-ms,invoice.exe"
+    ] == found.banned
 
 
 def test_rule_comment_is_prefixed(policy):
     """A rule with a comment prefixes "<comment>:" to %F."""
     found = check(corpus.with_attachment(corpus.elf(), "tool"), policy)
-    assert ["executable content:application/octet-stream,.exe,.exe-unix,.elf,tool"] == found.banned
+    assert [
+        "executable content:application/octet-stream,.exe,.exe-unix,.elf,tool"
+    ] == found.banned
 
 
 def test_encrypted_member_is_unchecked_and_name_checked(policy):
     """An encrypted zip gives "encrypted"; a banned name inside also BANNED."""
     harmless = corpus.encrypted_zip({"minutes.txt": corpus.TEXT})
-    found = check(corpus.with_attachment(harmless, "m.zip", "application/zip"), policy)
+    found = check(
+        corpus.with_attachment(harmless, "m.zip", "application/zip"), policy
+    )
     assert ([], ["encrypted"]) == (found.banned, found.unchecked)
 
 
@@ -81,31 +89,46 @@ def test_allow_rule_first_match_wins(tmp_path):
     path = tmp_path / "allow.toml"
     path.write_text(text.replace(marker, rule + marker, 1))
     policy = load_policy(path).banned
-    zipped = corpus.with_attachment(corpus.zip_of({"a.exe": corpus.pe_exe()}), "a.zip", "application/zip")
+    zipped = corpus.with_attachment(
+        corpus.zip_of({"a.exe": corpus.pe_exe()}), "a.zip", "application/zip"
+    )
     assert [] == check(zipped, policy).banned
-    assert check(corpus.with_attachment(corpus.pe_exe(), "a.exe"), policy).banned
+    assert check(
+        corpus.with_attachment(corpus.pe_exe(), "a.exe"), policy
+    ).banned
 
 
 def test_seed_policy_bans_shell_scripts():
     """seed.toml bans a .sh attachment that default.toml lets through."""
-    message = corpus.with_attachment(b"echo hello\n", "install.sh", "text/plain")
+    message = corpus.with_attachment(
+        b"echo hello\n", "install.sh", "text/plain"
+    )
     seed = load_policy(POLICY_DIR / "seed.toml").banned
     default = load_policy(POLICY_DIR / "default.toml").banned
-    assert (Verdict.BANNED, Verdict.CLEAN) == (verdict_of(check(message, seed)), verdict_of(check(message, default)))
+    assert (Verdict.BANNED, Verdict.CLEAN) == (
+        verdict_of(check(message, seed)),
+        verdict_of(check(message, default)),
+    )
 
 
 async def test_scanner_returns_scan_result(policy):
     """BannedScanner.scan returns a ScanResult named "banned" with %F."""
     scanner = BannedScanner(policy)
-    result = await scanner.scan(corpus.with_attachment(corpus.pe_exe(), "invoice.exe"))
+    result = await scanner.scan(
+        corpus.with_attachment(corpus.pe_exe(), "invoice.exe")
+    )
     await scanner.aclose()
-    assert ("banned", True, ("application/octet-stream,.exe,.exe-ms,invoice.exe",)) == (
-        result.scanner, result.ok, result.banned)
+    assert (
+        "banned",
+        True,
+        ("application/octet-stream,.exe,.exe-ms,invoice.exe",),
+    ) == (result.scanner, result.ok, result.banned)
     assert isinstance(result, ScanResult)
 
 
 async def test_poison_message_gets_unparseable(policy, monkeypatch):
     """A bug triggered by a message's bytes becomes unchecked, not a raise."""
+
     def boom(content, policy):
         raise RecursionError("deep")
 

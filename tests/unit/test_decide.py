@@ -10,7 +10,9 @@ from mailfilter.decide import decide, recipient_settings
 from mailfilter.policy import load_policy
 from mailfilter.verdict import Action, ScanResult, SpamReport, Verdict
 
-DEFAULT = pathlib.Path(__file__).resolve().parents[2] / "policy" / "default.toml"
+DEFAULT = (
+    pathlib.Path(__file__).resolve().parents[2] / "policy" / "default.toml"
+)
 OVERRIDES = """
 [[recipient]]
 match = "boss@corp.example"
@@ -163,7 +165,14 @@ CASES = [
     ),
     (
         "over limits outranks encrypted",
-        [ban(unchecked=("encrypted", "over limits: Maximum number of files (1500) exceeded"))],
+        [
+            ban(
+                unchecked=(
+                    "encrypted",
+                    "over limits: Maximum number of files (1500) exceeded",
+                )
+            )
+        ],
         R,
         {"reason": "UNCHECKED: over limits"},
     ),
@@ -195,7 +204,11 @@ CASES = [
         "clamd result missing",
         [sa(), ban()],
         R,
-        {"verdict": Verdict.CLEAN, "action": Action.PASS, "virus_scanned": False},
+        {
+            "verdict": Verdict.CLEAN,
+            "action": Action.PASS,
+            "virus_scanned": False,
+        },
     ),
     (
         "spamd failed passes with note",
@@ -247,7 +260,12 @@ CASES = [
     ),
     (
         "bad header passes",
-        [clam(), ScanResult("headers", bad_header=("duplicate header field MIME-Version",))],
+        [
+            clam(),
+            ScanResult(
+                "headers", bad_header=("duplicate header field MIME-Version",)
+            ),
+        ],
         R,
         {
             "verdict": Verdict.BAD_HEADER,
@@ -259,7 +277,11 @@ CASES = [
         "no results",
         [],
         R,
-        {"verdict": Verdict.CLEAN, "action": Action.PASS, "virus_scanned": False},
+        {
+            "verdict": Verdict.CLEAN,
+            "action": Action.PASS,
+            "virus_scanned": False,
+        },
     ),
     (
         "virus lover gets it tagged and quarantined",

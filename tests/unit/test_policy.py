@@ -42,7 +42,9 @@ def test_default_values_are_debians():
     assert Action.DISCARD == policy.destinies[Verdict.INFECTED].action
     assert policy.destinies[Verdict.BANNED].quarantine
     assert Action.PASS == policy.destinies[Verdict.UNCHECKED].action
-    assert "***UNCHECKED*** " == policy.destinies[Verdict.UNCHECKED].subject_tag
+    assert (
+        "***UNCHECKED*** " == policy.destinies[Verdict.UNCHECKED].subject_tag
+    )
     assert Action.TEMPFAIL == policy.scanner_failure["clamav"]
     assert Action.PASS == policy.scanner_failure["spamassassin"]
     assert policy.spam.max_size > 0
@@ -58,8 +60,11 @@ def test_quota_follows_amavis_formula():
 
 def test_seed_bans_shell_scripts_by_name():
     """seed.toml has a rule for .sh names that default.toml does not."""
+
     def bans(path, name):
-        return any(r.pattern.search(name) for r in load_policy(path).banned.rules)
+        return any(
+            r.pattern.search(name) for r in load_policy(path).banned.rules
+        )
 
     assert bans(POLICY_DIR / "seed.toml", "install.sh")
     assert not bans(DEFAULT, "install.sh")
@@ -93,7 +98,9 @@ def _edit(old, new, count=1):
 def _nth_pattern(index, new):
     def apply(text):
         lines = text.splitlines(keepends=True)
-        hits = [i for i, line in enumerate(lines) if line.startswith("pattern")]
+        hits = [
+            i for i, line in enumerate(lines) if line.startswith("pattern")
+        ]
         lines[hits[index]] = f"pattern = {new}\n"
         return "".join(lines)
 

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Install everything the project needs on a fresh Debian 12 machine:
+# the daemons (from Debian), then a virtualenv with the project and its
+# test tools. Safe to run again; it only adds what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages. courier-imap is left out: it conflicts with
+# dovecot-imapd in Debian, and Dovecot is the IMAP reader the tests use.
+PACKAGES=(
+  postfix            # the MTA, plus smtp-source/smtp-sink for benchmarks
+  clamav-daemon clamav
+  spamd spamassassin spamc
+  dovecot-imapd
+  maildrop procmail  # peers in the delivery benchmark
+  amavisd-new        # the peer in the scanning benchmark
+  keepalived haproxy # deploy/ files are checked with their own parsers
+  mailgraph          # proves the log format against mailgraph's patterns
+  libmagic1          # python-magic
+  p7zip-full unar cabextract arj xz-utils bzip2  # archive members
+  iproute2 util-linux strace  # namespaces (unshare) in the maildir tests
+  python3-venv
+)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  export DEBIAN_FRONTEND=noninteractive
+  # The system daemons are not used: tests start their own on free ports.
+  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+.venv/bin/pip install -q --upgrade pip >/dev/null
+.venv/bin/pip install -q -e '.[tests]'

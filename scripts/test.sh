@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The whole test suite: set-up, lint, types, unit + component tests, then
+# the integration tests against real Postfix, clamd, spamd and Dovecot.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+.venv/bin/ruff check mailfilter maildir tests bench
+.venv/bin/mypy
+# pytest exits 5 when a marker selects nothing; that is not a failure here.
+run() { .venv/bin/pytest "$@" || { rc=$?; [ "$rc" -eq 5 ] || exit "$rc"; }; }
+run -m "not integration" -q
+run -m integration -q
