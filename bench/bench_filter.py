@@ -69,6 +69,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--out", type=Path, default=stack.ROOT / "docs" / "bench-filter.md"
     )
     p.add_argument("--no-write", action="store_true", help="stdout only")
+    p.add_argument(
+        "--wait-idle",
+        type=float,
+        default=0,
+        help="first wait up to this many seconds for load average < 0.5",
+    )
     return p.parse_args(argv)
 
 
@@ -189,6 +195,7 @@ def report(
     runs: list[SourceRun],
     lat: dict[str, driver.RunResult],
     big: dict[str, BigRun],
+    info: str,
 ) -> str:
     """The markdown document."""
     mb = 1024 * 1024
@@ -199,7 +206,7 @@ def report(
         "",
         f"    PYTHONPATH=. .venv/bin/python -m bench.bench_filter {shlex.join(sys.argv[1:])}",
         "",
-        stack.machine_info(),
+        info,
         "",
         (
             "T0 = smtp-source -> smtp-sink; T1 = smtp-source -> mailfilter "
@@ -301,9 +308,12 @@ def smoke(filt: stack.Service) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Run everything, print and write the report."""
     args = parse_args(argv)
+    if args.wait_idle:
+        print(f"load average {stack.wait_idle(args.wait_idle):.2f}")
     problem = stack.mailfilter_problem()
     if problem:
         sys.exit(f"mailfilter does not run yet: {problem}")
+    info = stack.machine_info()
     work = Path(tempfile.mkdtemp(prefix="bench-filter-"))
     sink = stack.start_sink(work / "sink")
     filt = None
@@ -326,7 +336,7 @@ def main(argv: list[str] | None = None) -> None:
             "T0": big_message(sink.port, 0, size),
             "T1": big_message(filt.port, filt.pid, size),
         }
-        text = report(args, runs, lat, big)
+        text = report(args, runs, lat, big, info)
     finally:
         if filt is not None:
             filt.stop()

@@ -293,11 +293,15 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--salt", default="a")
+    parser.add_argument(
+        "--lf", action="store_true", help="LF line ends (for smtp-source -F)"
+    )
     args = parser.parse_args()
     args.outdir.mkdir(parents=True, exist_ok=True)
     messages = generate(args.n, args.seed, args.salt)
     for m in messages:
-        (args.outdir / f"{m.index:05d}-{m.kind}.eml").write_bytes(m.data)
+        data = m.data.replace(b"\r\n", b"\n") if args.lf else m.data
+        (args.outdir / f"{m.index:05d}-{m.kind}.eml").write_bytes(data)
     print(summary(messages))
 
 

@@ -400,3 +400,42 @@ def _read_sync(rfile: Any) -> bytes:
         lines.append(line)
         if line[3:4] != b"-":
             return b"".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Stand-alone use: push a generated corpus at a running server."""
+    import argparse  # noqa: PLC0415
+
+    from bench import corpus  # noqa: PLC0415
+
+    p = argparse.ArgumentParser(description="SMTP or clamd+spamd load driver")
+    p.add_argument("mode", choices=("smtp", "scan"))
+    p.add_argument(
+        "target", help="HOST:PORT (smtp) or CLAMD_SOCKET:SPAMD_PORT"
+    )
+    p.add_argument("-n", "--messages", type=int, default=200)
+    p.add_argument("-c", "--concurrency", type=int, default=4)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--salt", default="cli")
+    p.add_argument("--text-only", action="store_true", help="4 KB messages")
+    args = p.parse_args(argv)
+    msgs = (
+        corpus.text_messages(args.messages, salt=args.salt)
+        if args.text_only
+        else corpus.generate(args.messages, args.seed, args.salt)
+    )
+    left, _, right = args.target.rpartition(":")
+    if args.mode == "smtp":
+        coro = send_smtp(left, int(right), msgs, args.concurrency)
+    else:
+        coro = scan_direct(left, int(right), msgs, args.concurrency)
+    r = asyncio.run(coro)
+    print(
+        f"{corpus.summary(msgs)}\n{r.rate:.2f} msg/s, p50 {r.pct(50) * 1e3:.1f} ms"
+        f", p95 {r.pct(95) * 1e3:.1f} ms, p99 {r.pct(99) * 1e3:.1f} ms, "
+        f"replies {dict(r.classes)}, errors {dict(r.errors)}\n{r.samples}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -40,7 +40,7 @@ def parse_endpoint(text: str, *, unix_ok: bool = False) -> Endpoint:
     if rest.startswith("/") and unix_ok:
         return Endpoint("unix", path=rest)
     host, sep, port = rest.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:  # noqa: PLR2004
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError(f"{text!r}: expected HOST:PORT")
     host = host.removeprefix("[").removesuffix("]")
     if not host:

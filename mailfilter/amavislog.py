@@ -42,7 +42,9 @@ class Summary:
     log_id: str
     passed: bool
     category: str  # "CLEAN", "INFECTED (Eicar...)", "MTA-BLOCKED", ...
-    actions: list[str]  # ["RelayedInbound"], ["DiscardedInbound", "Quarantined"]
+    actions: list[
+        str
+    ]  # ["RelayedInbound"], ["DiscardedInbound", "Quarantined"]
     client_addr: str | None
     client_port: str | None
     sender: str
@@ -59,8 +61,10 @@ class Summary:
     def line(self) -> str:
         """The text after the syslog frame: `(id) Passed CLEAN {...}, ...`."""
         parts = [
-            f"({self.log_id}) {'Passed' if self.passed else 'Blocked'} "
-            f"{self.category} {{{','.join(self.actions)}}}"
+            (
+                f"({self.log_id}) {'Passed' if self.passed else 'Blocked'} "
+                f"{self.category} {{{','.join(self.actions)}}}"
+            )
         ]
         who = ""
         if self.client_addr:

@@ -11,16 +11,17 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
 import socket
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from mailfilter import config as configmod
+from mailfilter import metrics as metricsmod
 from mailfilter import replies
 from mailfilter.addresses import parse_endpoint
-from mailfilter import metrics as metricsmod
 from mailfilter.pipeline import Context, Pipeline
 from mailfilter.policy import load_policy
 from mailfilter.quarantine import Quarantine
@@ -28,6 +29,7 @@ from mailfilter.reinject import Downstream
 from mailfilter.server import FilterSMTP
 
 if TYPE_CHECKING:
+    from mailfilter.addresses import Endpoint
     from mailfilter.config import Config
     from mailfilter.metrics import MetricsSink
     from mailfilter.scanners import Scanner
@@ -40,8 +42,9 @@ def myhostname(config: Config) -> str:
     return config.hostname or socket.getfqdn()
 
 
-def build_scanners(config: Config, policy_max_size: int,
-                   banned_policy: object) -> list[Scanner]:
+def build_scanners(
+    config: Config, policy_max_size: int, banned_policy: object
+) -> list[Scanner]:
     """The registry: one literal list, no discovery (style.md rule 4)."""
     from mailfilter.scanners.banned import BannedScanner
     from mailfilter.scanners.clamav import ClamAV
@@ -49,15 +52,21 @@ def build_scanners(config: Config, policy_max_size: int,
 
     scanners: list[Scanner] = [BannedScanner(banned_policy)]  # type: ignore[arg-type]
     if config.clamd != "off":
-        scanners.append(ClamAV(
-            parse_endpoint(config.clamd, unix_ok=True),
-            timeout=config.clamd_timeout, workers=config.max_connections,
-        ))
+        scanners.append(
+            ClamAV(
+                parse_endpoint(config.clamd, unix_ok=True),
+                timeout=config.clamd_timeout,
+                workers=config.max_connections,
+            )
+        )
     if config.spamd != "off":
-        scanners.append(SpamAssassin(
-            parse_endpoint(config.spamd),
-            timeout=config.spamd_timeout, max_size=policy_max_size,
-        ))
+        scanners.append(
+            SpamAssassin(
+                parse_endpoint(config.spamd),
+                timeout=config.spamd_timeout,
+                max_size=policy_max_size,
+            )
+        )
     return scanners
 
 
@@ -72,7 +81,8 @@ def build_context(
         policy=policy,
         scanners=build_scanners(config, policy.spam.max_size, policy.banned),
         downstream=Downstream(
-            parse_endpoint(config.forward), helo="localhost",
+            parse_endpoint(config.forward),
+            helo="localhost",
             max_idle=config.max_connections,
         ),
         quarantine=Quarantine(config.quarantine),
@@ -87,8 +97,12 @@ def build_context(
 class Service:
     """Listeners plus the pipeline; `run()` until SIGTERM."""
 
-    def __init__(self, config: Config, config_path: str | None,
-                 overrides: dict[str, object]) -> None:
+    def __init__(
+        self,
+        config: Config,
+        config_path: str | None,
+        overrides: dict[str, object],
+    ) -> None:
         self.config = config
         self._config_path = config_path
         self._overrides = overrides
@@ -97,8 +111,23 @@ class Service:
             self.metrics.start(*_host_port(config.metrics))
         self.pipeline = Pipeline(build_context(config, self.metrics))
         self._servers: list[asyncio.Server] = []
-        self._sessions: set[FilterSMTP] = set()
+        self._sessions: set[_Session] = set()
         self._stopping = asyncio.Event()
+        # Set while no message is being processed (for the drain).
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._busy = 0
+
+    def message_started(self) -> None:
+        """A session began processing a message."""
+        self._busy += 1
+        self._idle.clear()
+
+    def message_done(self) -> None:
+        """A session finished processing a message."""
+        self._busy -= 1
+        if self._busy == 0:
+            self._idle.set()
 
     async def start(self) -> list[tuple[str, int]]:
         """Bind every listener; returns the bound addresses."""
@@ -107,22 +136,27 @@ class Service:
             endpoint = parse_endpoint(text)
             lmtp = endpoint.proto == "lmtp"
             server = await asyncio.get_running_loop().create_server(
-                lambda ep=endpoint, lm=lmtp: self._factory(ep, lm),
-                host=endpoint.host, port=endpoint.port, reuse_address=True,
+                functools.partial(self._factory, endpoint, lmtp),
+                host=endpoint.host,
+                port=endpoint.port,
+                reuse_address=True,
                 backlog=max(128, self.config.max_connections),
             )
             self._servers.append(server)
             addr = server.sockets[0].getsockname()
             bound.append((addr[0], addr[1]))
-            log.info("listening on %s:%s (%s)", addr[0], addr[1],
-                     "LMTP" if lmtp else "SMTP")
+            log.info(
+                "listening on %s:%s (%s)",
+                addr[0],
+                addr[1],
+                "LMTP" if lmtp else "SMTP",
+            )
         return bound
 
-    def _factory(self, endpoint: object, lmtp: bool) -> FilterSMTP:
-        host = getattr(endpoint, "host", "127.0.0.1")
-        port = getattr(endpoint, "port", 0)
+    def _factory(self, endpoint: Endpoint, lmtp: bool) -> _Session:
+        host, port = endpoint.host, endpoint.port
         cfg = self.config
-        session = _Session(
+        return _Session(
             self,
             self.pipeline.process,
             helo_name=f"[{host}]",
@@ -133,7 +167,6 @@ class Service:
             idle_timeout=cfg.idle_timeout,
             busy_timeout=cfg.scan_timeout + cfg.forward_timeout + 30,
         )
-        return session
 
     def reload(self) -> None:
         """SIGHUP: new settings and policy for new messages."""
@@ -146,8 +179,11 @@ class Service:
         old = self.pipeline.context
         self.config = config
         self.pipeline.context = context
-        log.info("reloaded settings from %s and policy from %s",
-                 config.source, config.policy)
+        log.info(
+            "reloaded settings from %s and policy from %s",
+            config.source,
+            config.policy,
+        )
         asyncio.get_running_loop().create_task(_close_context(old))
 
     async def run(self) -> None:
@@ -168,11 +204,13 @@ class Service:
         """Stop accepting, let in-flight messages finish, then 421 the rest."""
         for server in self._servers:
             server.close()
-        deadline = self.config.shutdown_timeout
-        loop = asyncio.get_running_loop()
-        end = loop.time() + deadline
-        while any(s.busy for s in self._sessions) and loop.time() < end:
-            await asyncio.sleep(0.05)
+        try:
+            async with asyncio.timeout(self.config.shutdown_timeout):
+                await self._idle.wait()
+        except TimeoutError:
+            log.warning(
+                "(!)shutdown: %d messages still in flight get 421", self._busy
+            )
         for session in list(self._sessions):
             session.say_goodbye()
         await _close_context(self.pipeline.context)
@@ -182,17 +220,16 @@ class Service:
 class _Session(FilterSMTP):
     """A FilterSMTP that the service can count and close."""
 
-    def __init__(self, service: Service, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, service: Service, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self._service = service
-        self.busy = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        """Enforce max_connections: past it, 421 and close (Postfix retries)."""
-        sessions = self._service._sessions  # noqa: SLF001
+        """Past max_connections: 421 and close (Postfix retries)."""
+        sessions = self._service._sessions
         if len(sessions) >= self._service.config.max_connections:
-            writer = transport  # type: ignore[assignment]
-            writer.write((replies.SHUTTING_DOWN + "\r\n").encode())  # type: ignore[attr-defined]
+            writer = cast("asyncio.WriteTransport", transport)
+            writer.write((replies.SHUTTING_DOWN + "\r\n").encode())
             transport.close()
             return
         sessions.add(self)
@@ -200,24 +237,25 @@ class _Session(FilterSMTP):
 
     def connection_lost(self, error: Exception | None) -> None:
         """Forget the session."""
-        if self not in self._service._sessions:  # noqa: SLF001
+        if self not in self._service._sessions:
             return
-        self._service._sessions.discard(self)  # noqa: SLF001
+        self._service._sessions.discard(self)
         super().connection_lost(error)
 
     async def smtp_DATA(self, arg: str | None) -> None:
-        """Mark the session busy while a message is being processed."""
-        self.busy = True
+        """Count the message as in flight while it is processed."""
+        self._service.message_started()
         try:
             await super().smtp_DATA(arg)
         finally:
-            self.busy = False
+            self._service.message_done()
 
     def say_goodbye(self) -> None:
         """421 and close (shutdown)."""
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write((replies.SHUTTING_DOWN + "\r\n").encode())
-            self.transport.close()
+        transport = cast("asyncio.WriteTransport | None", self.transport)
+        if transport is not None and not transport.is_closing():
+            transport.write((replies.SHUTTING_DOWN + "\r\n").encode())
+            transport.close()
 
 
 async def _close_context(context: Context) -> None:

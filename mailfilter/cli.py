@@ -1,11 +1,11 @@
 """The `mailfilter` command.
 
-    mailfilter [settings flags]              run the filter (foreground)
-    mailfilter --selftest [--quick] [--json] check everything, exit 0 if fine
-    mailfilter check-config | show-config [--example]
-    mailfilter release MAIL_ID [--to RCPT]   reinject a quarantined message
-    mailfilter scan FILE.eml                 verdict for one file, no delivery
-    mailfilter availability ... | probe ... | lmtp-deliver ...
+mailfilter [settings flags]              run the filter (foreground)
+mailfilter --selftest [--quick] [--json] check everything, exit 0 if fine
+mailfilter check-config | show-config [--example]
+mailfilter release MAIL_ID [--to RCPT]   reinject a quarantined message
+mailfilter scan FILE.eml                 verdict for one file, no delivery
+mailfilter availability ... | probe ... | lmtp-deliver ...
 """
 
 from __future__ import annotations
@@ -45,16 +45,31 @@ def parser() -> argparse.ArgumentParser:
         description="amavis-compatible after-queue content filter",
     )
     configmod.add_arguments(p)
-    p.add_argument("--selftest", action="store_true",
-                   help="check settings, scanners, 10025 and the pipeline")
-    p.add_argument("--quick", action="store_true",
-                   help="with --selftest: only what a health check needs")
-    p.add_argument("--json", action="store_true",
-                   help="with --selftest: machine-readable output")
-    p.add_argument("--example", action="store_true",
-                   help="with show-config: the commented example file")
-    p.add_argument("--to", action="append",
-                   help="with release: send to these recipients instead")
+    p.add_argument(
+        "--selftest",
+        action="store_true",
+        help="check settings, scanners, 10025 and the pipeline",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="with --selftest: only what a health check needs",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="with --selftest: machine-readable output",
+    )
+    p.add_argument(
+        "--example",
+        action="store_true",
+        help="with show-config: the commented example file",
+    )
+    p.add_argument(
+        "--to",
+        action="append",
+        help="with release: send to these recipients instead",
+    )
     p.add_argument("command", nargs="?", choices=_SUBCOMMANDS)
     p.add_argument("argument", nargs="?", help="MAIL_ID or FILE")
     return p
@@ -84,12 +99,15 @@ def main(argv: list[str] | None = None) -> int:
     return handler(config, args, overrides)
 
 
-def _serve(config: configmod.Config, args: Any, overrides: dict[str, Any]) -> int:
+def _serve(
+    config: configmod.Config, args: Any, overrides: dict[str, Any]
+) -> int:
     from mailfilter import logsetup
     from mailfilter.app import Service
 
-    logsetup.setup(to=config.log_to, ident=config.log_ident,
-                   level=config.log_level)
+    logsetup.setup(
+        to=config.log_to, ident=config.log_ident, level=config.log_level
+    )
 
     async def run() -> None:
         service = Service(config, args.config, overrides)
@@ -103,7 +121,9 @@ def _serve(config: configmod.Config, args: Any, overrides: dict[str, Any]) -> in
     return 0
 
 
-def _check_config(config: configmod.Config, args: Any, _: dict[str, Any]) -> int:
+def _check_config(
+    config: configmod.Config, _args: Any, _: dict[str, Any]
+) -> int:
     from pathlib import Path
 
     from mailfilter.policy import PolicyError, load_policy
@@ -113,12 +133,16 @@ def _check_config(config: configmod.Config, args: Any, _: dict[str, Any]) -> int
     except (PolicyError, OSError) as exc:
         print(f"mailfilter: {exc}", file=sys.stderr)
         return 2
-    print(f"mailfilter: settings ({config.source}) and policy "
-          f"({config.policy}) are valid")
+    print(
+        f"mailfilter: settings ({config.source}) and policy "
+        f"({config.policy}) are valid"
+    )
     return 0
 
 
-def _show_config(config: configmod.Config, args: Any, _: dict[str, Any]) -> int:
+def _show_config(
+    config: configmod.Config, _args: Any, _: dict[str, Any]
+) -> int:
     print(configmod.show(config))
     return 0
 

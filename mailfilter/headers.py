@@ -45,7 +45,9 @@ def spam_fields(
     score = report.score
     level = "*" * min(64, max(0, int(score)))
     tests = ", ".join(f"{n}={score_text(s)}" for n, s in report.tests)
-    status = f"{'Yes' if decision.spam_flag else 'No'}, score={score_text(score)}"
+    status = (
+        f"{'Yes' if decision.spam_flag else 'No'}, score={score_text(score)}"
+    )
     if decision.tag_level is not None:
         status += f" tagged_above={score_text(decision.tag_level)}"
     if decision.tag2_level is not None:
@@ -65,7 +67,7 @@ def fold(name: str, value: str) -> bytes:
     lines: list[str] = []
     line = f"{name}:"
     for word in words:
-        if len(line) + 1 + len(word) > 78 and line.strip() != f"{name}:":  # noqa: PLR2004
+        if len(line) + 1 + len(word) > 78 and line.strip() != f"{name}:":
             lines.append(line)
             line = "\t" + word
         else:

@@ -18,20 +18,23 @@ from pathlib import Path
 def setup(*, to: str, ident: str, level: str) -> None:
     """Install one handler on the `mailfilter` logger."""
     root = logging.getLogger("mailfilter")
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
+    for old in list(root.handlers):
+        root.removeHandler(old)
     handler: logging.Handler
     if to == "syslog" and Path("/dev/log").exists():
-        handler = logging.handlers.SysLogHandler(
+        syslog = logging.handlers.SysLogHandler(
             address="/dev/log",
             facility=logging.handlers.SysLogHandler.LOG_MAIL,
         )
-        handler.ident = f"{ident}[{os.getpid()}]: "
+        syslog.ident = f"{ident}[{os.getpid()}]: "
+        handler = syslog
         handler.setFormatter(logging.Formatter("%(message)s"))
     else:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(
-            logging.Formatter(f"%(asctime)s {ident}[{os.getpid()}]: %(message)s")
+            logging.Formatter(
+                f"%(asctime)s {ident}[{os.getpid()}]: %(message)s"
+            )
         )
     root.addHandler(handler)
     root.setLevel(level.upper())

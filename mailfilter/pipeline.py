@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from mailfilter import amavislog, headers, mailid, replies
@@ -96,12 +96,15 @@ class Pipeline:
             try:
                 return await self._process(ctx, envelope, log_id)
             except Exception as exc:
-                log.exception("(%s) (!!)TROUBLE in check_mail: %s", log_id, exc)
+                log.exception("(%s) (!!)TROUBLE in check_mail", log_id)
                 reply = replies.TEMPFAIL_INTERNAL.format(
-                    log_id=log_id, section="check_mail",
+                    log_id=log_id,
+                    section="check_mail",
                     error=type(exc).__name__,
                 )
-                return [reply] * (len(envelope.recipients) if envelope.lmtp else 1)
+                return [reply] * (
+                    len(envelope.recipients) if envelope.lmtp else 1
+                )
 
     async def _process(
         self, ctx: Context, envelope: Envelope, log_id: str
@@ -126,16 +129,15 @@ class Pipeline:
         for decision, indexes in groups.items():
             await self._act(ctx, job, decision, indexes, outcome)
         elapsed = int((time.monotonic() - start) * 1000)
-        self._log(ctx, envelope, results, outcome, log_id, mail_id,
-                  quarantine, elapsed)
-        per_rcpt = [outcome.replies[i] for i in range(len(envelope.recipients))]
+        self._log(job, results, outcome, elapsed)
+        per_rcpt = [
+            outcome.replies[i] for i in range(len(envelope.recipients))
+        ]
         if envelope.lmtp:
             return per_rcpt
         return [one_response_for_all(per_rcpt, log_id)]
 
-    async def _scan(
-        self, ctx: Context, content: bytes
-    ) -> list[ScanResult]:
+    async def _scan(self, ctx: Context, content: bytes) -> list[ScanResult]:
         async def one(scanner: Scanner) -> ScanResult:
             began = time.monotonic()
             try:
@@ -229,8 +231,11 @@ class Pipeline:
         try:
             async with asyncio.timeout(ctx.forward_timeout):
                 answers = await ctx.downstream.deliver(
-                    envelope.sender, rcpts, prefix + body,
-                    params=envelope.params, client=envelope.client,
+                    envelope.sender,
+                    rcpts,
+                    prefix + body,
+                    params=envelope.params,
+                    client=envelope.client,
                     smtp_input=not envelope.lmtp,
                 )
         except (DownstreamError, TimeoutError) as exc:
@@ -245,7 +250,7 @@ class Pipeline:
         queued: list[str] = []
         for i, answer in zip(indexes, answers, strict=True):
             outcome.replies[i] = _relayed(answer, log_id, ctx.downstream.label)
-            if answer.code < 300:  # noqa: PLR2004
+            if answer.code < 300:
                 queued.append(amavislog.queued_as(answer.text))
         outcome.passed.append((decision, indexes, queued))
         ctx.metrics.count_message(decision.verdict.value, "pass")
@@ -271,15 +276,17 @@ class Pipeline:
         protocol = "UTF8SMTP" if envelope.params.smtputf8 else "ESMTP"
         if envelope.lmtp:
             protocol = "LMTP"
-        fields.append(headers.received(
-            helo=envelope.client.helo or envelope.helo,
-            client_addr=envelope.client.addr,
-            myhostname=ctx.myhostname,
-            local_addr=envelope.local_addr,
-            protocol=protocol,
-            mail_id=mail_id,
-            recipients=[r.address for r in rcpts],
-        ))
+        fields.append(
+            headers.received(
+                helo=envelope.client.helo or envelope.helo,
+                client_addr=envelope.client.addr,
+                myhostname=ctx.myhostname,
+                local_addr=envelope.local_addr,
+                protocol=protocol,
+                mail_id=mail_id,
+                recipients=[r.address for r in rcpts],
+            )
+        )
         if headers.needs_subject_field(envelope.content, decision.subject_tag):
             fields.append(("Subject", decision.subject_tag.strip()))
         return b"".join(headers.fold(name, value) for name, value in fields)
@@ -292,58 +299,79 @@ class Pipeline:
             if note.startswith("spam checks skipped")
         ]
 
+    @staticmethod
     def _log(
-        self,
-        ctx: Context,
-        envelope: Envelope,
-        results: list[ScanResult],
-        outcome: _Outcome,
-        log_id: str,
-        mail_id: str,
-        quarantine: str,
-        elapsed: int,
+        job: _Job, results: list[ScanResult], outcome: _Outcome, elapsed: int
     ) -> None:
+        envelope, log_id = job.envelope, job.log_id
+        mail_id, quarantine = job.mail_id, job.quarantine
         spam = next((r.spam for r in results if r.spam is not None), None)
-        common = {
-            "client_addr": envelope.client.addr,
-            "client_port": envelope.client.port,
-            "sender": envelope.sender,
-            "queue_id": envelope.client.ident,
-            "message_id": amavislog.message_id(envelope.content),
-            "mail_id": mail_id,
-            "hits": spam.score if spam else None,
-            "size": len(envelope.content),
-            "elapsed_ms": elapsed,
-        }
+        base = amavislog.Summary(
+            log_id=log_id,
+            passed=True,
+            category="",
+            actions=[],
+            client_addr=envelope.client.addr,
+            client_port=envelope.client.port,
+            sender=envelope.sender,
+            recipients=[],
+            queue_id=envelope.client.ident,
+            message_id=amavislog.message_id(envelope.content),
+            mail_id=mail_id,
+            hits=spam.score if spam else None,
+            size=len(envelope.content),
+            elapsed_ms=elapsed,
+        )
         for decision, indexes, queued in outcome.passed:
-            actions = ["RelayedTaggedInbound" if decision.spam_flag
-                       or decision.subject_tag else "RelayedInbound"]
+            tagged = decision.spam_flag or decision.subject_tag
+            actions = ["RelayedTaggedInbound" if tagged else "RelayedInbound"]
             if quarantine:
                 actions.append("Quarantined")
-            log.info("%s", amavislog.Summary(
-                log_id=log_id, passed=True,
-                category=_category(decision), actions=actions,
-                recipients=[envelope.recipients[i].address for i in indexes],
-                quarantine=quarantine, queued_as=queued, **common,
-            ).line())
+            log.info(
+                "%s",
+                replace(
+                    base,
+                    category=_category(decision),
+                    actions=actions,
+                    recipients=[
+                        envelope.recipients[i].address for i in indexes
+                    ],
+                    quarantine=quarantine,
+                    queued_as=queued,
+                ).line(),
+            )
         for decision, indexes, kind in outcome.blocked:
-            word = {"discard": "Discarded", "reject": "Rejected",
-                    "tempfail": "TempFailed", "mta": "TempFailed"}[kind]
-            actions = [f"{word}Inbound"]
-            if quarantine and kind != "mta":
+            mta = kind == "mta"
+            actions = [f"{_BLOCKED_WORD[kind]}Inbound"]
+            if quarantine and not mta:
                 actions.append("Quarantined")
-            log.info("%s", amavislog.Summary(
-                log_id=log_id, passed=False,
-                category="MTA-BLOCKED" if kind == "mta" else _category(decision),
-                actions=actions,
-                recipients=[envelope.recipients[i].address for i in indexes],
-                quarantine=quarantine if kind != "mta" else "", **common,
-            ).line())
+            log.info(
+                "%s",
+                replace(
+                    base,
+                    passed=False,
+                    actions=actions,
+                    category="MTA-BLOCKED" if mta else _category(decision),
+                    recipients=[
+                        envelope.recipients[i].address for i in indexes
+                    ],
+                    quarantine="" if mta else quarantine,
+                ).line(),
+            )
+
+
+_BLOCKED_WORD = {
+    "discard": "Discarded",
+    "reject": "Rejected",
+    "tempfail": "TempFailed",
+    "mta": "TempFailed",
+}
 
 
 def _category(decision: Decision) -> str:
     if decision.detail and decision.verdict in (
-        Verdict.INFECTED, Verdict.BANNED
+        Verdict.INFECTED,
+        Verdict.BANNED,
     ):
         return f"{decision.verdict.value} ({amavislog.clean(decision.detail)})"
     return decision.verdict.value
@@ -353,15 +381,19 @@ def _relayed(answer: Reply, log_id: str, label: str) -> str:
     proto, _, rest = label.partition(":")
     host, _, port = rest.rpartition(":")
     detail = f"from MTA({label}): {answer}"
-    if answer.code >= 500:  # noqa: PLR2004
+    if answer.code >= 500:
         return replies.REJECTED_DOWNSTREAM.format(
             code=answer.code, enh=answer.enhanced, log_id=log_id, detail=detail
         )
-    if answer.code >= 400:  # noqa: PLR2004 - LMTP per-recipient 4xx
+    if answer.code >= 400:
         return replies.TEMPFAIL_MTA.format(log_id=log_id, detail=detail)
     return replies.RELAYED.format(
-        code=answer.code, enh=answer.enhanced, proto=proto,
-        host=host.strip("[]"), port=port, reply=answer,
+        code=answer.code,
+        enh=answer.enhanced,
+        proto=proto,
+        host=host.strip("[]"),
+        port=port,
+        reply=answer,
     )
 
 
@@ -373,10 +405,12 @@ def _downstream_failure(
             section="forwarding", log_id=log_id
         )
     if exc.section == "fwd-connect":
-        return replies.TEMPFAIL_CONNECT.format(log_id=log_id, detail=exc.detail)
+        return replies.TEMPFAIL_CONNECT.format(
+            log_id=log_id, detail=exc.detail
+        )
     return replies.TEMPFAIL_MTA.format(
-        log_id=log_id, detail=f"from MTA({label}) during {exc.section}: "
-        f"{exc.detail}",
+        log_id=log_id,
+        detail=f"from MTA({label}) during {exc.section}: {exc.detail}",
     )
 
 
@@ -402,5 +436,7 @@ def one_response_for_all(per_rcpt: list[str], log_id: str) -> str:
     if rejects:
         reply += replies.MIXED_SUFFIX.format(count=len(rejects), what="REJECT")
     if discards:
-        reply += replies.MIXED_SUFFIX.format(count=len(discards), what="DISCARD")
+        reply += replies.MIXED_SUFFIX.format(
+            count=len(discards), what="DISCARD"
+        )
     return reply

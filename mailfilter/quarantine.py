@@ -100,8 +100,13 @@ def _parse(path: Path, mail_id: str) -> Quarantined:
     rcpts: list[str] = []
     index = 0
     current = b""
-    ours = (b"return-path:", b"delivered-to:", b"x-envelope-from:",
-            b"x-envelope-to:", b"x-quarantine-id:")
+    ours = (
+        b"return-path:",
+        b"delivered-to:",
+        b"x-envelope-from:",
+        b"x-envelope-to:",
+        b"x-quarantine-id:",
+    )
     while index < len(lines):
         line = lines[index]
         if line[:1] in (b" ", b"\t") and current == b"x-envelope-to:":

@@ -22,11 +22,14 @@ import contextlib
 import re
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from mailfilter import xtext
-from mailfilter.addresses import Endpoint
 from mailfilter.envelope import Client, MailParams, Recipient
 from mailfilter.wire import dot_stuff
+
+if TYPE_CHECKING:
+    from mailfilter.addresses import Endpoint
 
 _ENH = re.compile(r"^[245]\.\d{1,3}\.\d{1,3}\b")
 IDLE_REUSE_SECONDS = 30.0  # amavis closes cached sessions after 30 s idle
@@ -61,7 +64,9 @@ class Reply:
 class DownstreamError(Exception):
     """Reinjection failed for the whole message; never a verdict."""
 
-    def __init__(self, section: str, detail: str, reply: Reply | None = None):
+    def __init__(
+        self, section: str, detail: str, reply: Reply | None = None
+    ) -> None:
         super().__init__(f"{section}: {detail}")
         self.section = section
         self.detail = detail
@@ -90,7 +95,7 @@ class _Conn:
             if not raw.endswith(b"\n"):
                 raise ConnectionResetError("connection closed by server")
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
-            if len(line) < 3 or not line[:3].isdigit():  # noqa: PLR2004
+            if len(line) < 3 or not line[:3].isdigit():
                 raise ConnectionError(f"malformed reply {line[:80]!r}")
             lines.append(line[4:])
             if line[3:4] != "-":
@@ -114,7 +119,11 @@ class Downstream:
     """A cache of connections to one reinjection endpoint."""
 
     def __init__(
-        self, endpoint: Endpoint, *, helo: str = "localhost", max_idle: int = 32
+        self,
+        endpoint: Endpoint,
+        *,
+        helo: str = "localhost",
+        max_idle: int = 32,
     ) -> None:
         self.endpoint = endpoint
         self.helo = helo
@@ -157,8 +166,14 @@ class Downstream:
         conn = await self._take()
         try:
             replies = await _transaction(
-                conn, self.lmtp, sender, recipients, content,
-                params or MailParams(), client or Client(), smtp_input,
+                conn,
+                self.lmtp,
+                sender,
+                recipients,
+                content,
+                params or MailParams(),
+                client or Client(),
+                smtp_input,
             )
         except BaseException:
             conn.close()
@@ -195,12 +210,12 @@ class Downstream:
         conn = _Conn(reader, writer, {})
         try:
             greeting = await conn.read_reply()
-            if greeting.code != 220:  # noqa: PLR2004
+            if greeting.code != 220:
                 raise DownstreamError("fwd-connect", str(greeting), greeting)
             verb = "LHLO" if self.lmtp else "EHLO"
             writer.write(f"{verb} {self.helo}\r\n".encode())
             ehlo = await _read_ehlo(conn)
-            if ehlo.code != 250:  # noqa: PLR2004
+            if ehlo.code != 250:
                 raise DownstreamError("fwd-ehlo", str(ehlo), ehlo)
         except (OSError, ConnectionError) as exc:
             conn.close()
@@ -293,13 +308,13 @@ async def _transaction(
     if xforward:
         replies.pop(0)  # a refused XFORWARD is only logged by amavis
     mail_reply, rcpt_replies = replies[0], replies[1:]
-    if mail_reply.code >= 400:  # noqa: PLR2004
+    if mail_reply.code >= 400:
         await _rset(conn)
-        if mail_reply.code < 500:  # noqa: PLR2004
+        if mail_reply.code < 500:
             raise DownstreamError("fwd-mail", str(mail_reply), mail_reply)
         return [mail_reply] * len(recipients)
-    accepted = [i for i, r in enumerate(rcpt_replies) if r.code < 300]  # noqa: PLR2004
-    tempfailed = [r for r in rcpt_replies if 400 <= r.code < 500]  # noqa: PLR2004
+    accepted = [i for i, r in enumerate(rcpt_replies) if r.code < 300]
+    tempfailed = [r for r in rcpt_replies if 400 <= r.code < 500]
     if tempfailed and smtp_input:
         await _rset(conn)
         raise DownstreamError("fwd-rcpt", str(tempfailed[0]), tempfailed[0])
@@ -335,8 +350,8 @@ async def _send_data(
         go_ahead = await conn.read_reply()
     except (OSError, ConnectionError) as exc:
         raise DownstreamError("fwd-data-cmd", str(exc)) from exc
-    if go_ahead.code != 354:  # noqa: PLR2004
-        if go_ahead.code < 500:  # noqa: PLR2004
+    if go_ahead.code != 354:
+        if go_ahead.code < 500:
             raise DownstreamError("fwd-data-cmd", str(go_ahead), go_ahead)
         return [go_ahead] * accepted
     try:
@@ -356,5 +371,5 @@ async def _send_data(
 async def _rset(conn: _Conn) -> None:
     conn.writer.write(b"RSET\r\n")
     reply = await conn.read_reply()
-    if reply.code != 250:  # noqa: PLR2004
+    if reply.code != 250:
         raise ConnectionError(f"RSET refused: {reply}")

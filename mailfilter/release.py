@@ -26,7 +26,9 @@ log = logging.getLogger("mailfilter.release")
 async def release(config: Config, mail_id: str, to: list[str] | None) -> int:
     """Reinject one quarantined message; 0 when 10025 accepted it."""
     try:
-        found = await asyncio.to_thread(Quarantine(config.quarantine).find, mail_id)
+        found = await asyncio.to_thread(
+            Quarantine(config.quarantine).find, mail_id
+        )
     except KeyError as exc:
         print(f"mailfilter: {exc.args[0]}", file=sys.stderr)
         return 1
@@ -42,10 +44,14 @@ async def release(config: Config, mail_id: str, to: list[str] | None) -> int:
         return 75
     finally:
         await downstream.aclose()
-    ok = all(a.code < 300 for a in answers)  # noqa: PLR2004
+    ok = all(a.code < 300 for a in answers)
     for rcpt, answer in zip(rcpts, answers, strict=True):
         print(f"<{rcpt.address}>: {answer}")
-    log.info("(rel-%s) Quarantined message release (miscategorized): %s <%s> -> %s",
-             mail_id, mail_id, found.sender,
-             ",".join(f"<{r.address}>" for r in rcpts))
+    log.info(
+        "(rel-%s) Quarantined message release (miscategorized): %s <%s> -> %s",
+        mail_id,
+        mail_id,
+        found.sender,
+        ",".join(f"<{r.address}>" for r in rcpts),
+    )
     return 0 if ok else 1

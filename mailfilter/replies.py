@@ -41,7 +41,9 @@ SMTPUTF8_SYNTAX: Final = "501 5.5.4 Syntax error in MAIL parameter: SMTPUTF8"
 SIZE_SYNTAX: Final = "501 5.5.4 Syntax error in MAIL parameter: SIZE"
 MAIL_PARAM_UNKNOWN: Final = "504 5.5.4 MAIL command parameter error: {param}"
 NOTIFY_SYNTAX: Final = "501 5.5.4 Error in RCPT parameter NOTIFY, {value}"
-RCPT_PARAM_UNKNOWN: Final = "555 5.5.4 RCPT command parameter unrecognized: {param}"
+RCPT_PARAM_UNKNOWN: Final = (
+    "555 5.5.4 RCPT command parameter unrecognized: {param}"
+)
 DECLARED_TOO_BIG: Final = (
     "552 5.3.4 Declared message size ({size} B) exceeds size limit"
 )
@@ -81,4 +83,6 @@ REJECTED_DOWNSTREAM: Final = (
     "{code} {enh} id={log_id} - Rejected by next-hop MTA on relaying, {detail}"
 )
 # LMTP per-recipient replies.
-LMTP_RCPT_TEMPFAIL: Final = "451 4.5.0 <{rcpt}> Error in processing, id={log_id}"
+LMTP_RCPT_TEMPFAIL: Final = (
+    "451 4.5.0 <{rcpt}> Error in processing, id={log_id}"
+)

@@ -1,4 +1,6 @@
-"""`mailfilter --selftest`: does this node work? (amavisd testkeys + postfix check)
+"""`mailfilter --selftest`: does this node work?
+
+Think of `amavisd testkeys` plus `postfix check`.
 
 Each check prints ✓ or ✗ and, for ✗, one line saying how to fix it. Then
 built-in test messages go through the real scanners and the real policy,
@@ -35,10 +37,11 @@ if TYPE_CHECKING:
     from mailfilter.config import Config
     from mailfilter.pipeline import Context
 
-_EICAR = (r"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STAN"
-          r"DARD-ANTIVIRUS-TEST-FILE!$H+H*")
-_GTUBE = ("XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD"
-          "-ANTI-UBE-TEST-EMAIL*C.34X")
+_EICAR = (
+    r"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STAN"
+    r"DARD-ANTIVIRUS-TEST-FILE!$H+H*"
+)
+_GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 
 
 @dataclass
@@ -51,7 +54,9 @@ class Check:
     fix: str = ""
 
 
-def _message(subject: str, body: str, attach: tuple[str, bytes] | None = None) -> bytes:
+def _message(
+    subject: str, body: str, attach: tuple[str, bytes] | None = None
+) -> bytes:
     msg = EmailMessage()
     msg["From"] = "selftest@example.org"
     msg["To"] = "postmaster@example.org"
@@ -59,8 +64,12 @@ def _message(subject: str, body: str, attach: tuple[str, bytes] | None = None) -
     msg["Message-ID"] = f"<selftest-{time.time_ns()}@example.org>"
     msg.set_content(body)
     if attach:
-        msg.add_attachment(attach[1], maintype="application",
-                           subtype="octet-stream", filename=attach[0])
+        msg.add_attachment(
+            attach[1],
+            maintype="application",
+            subtype="octet-stream",
+            filename=attach[0],
+        )
     return msg.as_bytes().replace(b"\n", b"\r\n")
 
 
@@ -72,21 +81,43 @@ def test_messages() -> list[tuple[str, bytes, set[Verdict]]]:
     mz = b"MZ\x90\x00" + b"\x00" * 60 + b"PE\x00\x00" + b"\x00" * 200
     utf8 = "Grüße aus Köln: ½ € ✓\n".encode()
     return [
-        ("clean", _message("selftest clean", "Hello, this is a test.\n"),
-         {Verdict.CLEAN}),
-        ("EICAR in a zip", _message("selftest virus", "see attachment\n",
-                                    ("docs.zip", zipped.getvalue())),
-         {Verdict.INFECTED}),
-        ("GTUBE", _message("selftest spam", _GTUBE + "\n"),
-         {Verdict.SPAM, Verdict.SPAMMY}),
-        ("banned .exe", _message("selftest banned", "invoice attached\n",
-                                 ("invoice.pdf.exe", mz)),
-         {Verdict.BANNED}),
-        ("8-bit UTF-8", b"From: a@example.org\r\nTo: b@example.org\r\n"
-         b"Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\nMIME-Version: 1.0\r\n"
-         b"Content-Type: text/plain; charset=utf-8\r\n"
-         b"Content-Transfer-Encoding: 8bit\r\n\r\n"
-         + utf8.replace(b"\n", b"\r\n"), {Verdict.CLEAN}),
+        (
+            "clean",
+            _message("selftest clean", "Hello, this is a test.\n"),
+            {Verdict.CLEAN},
+        ),
+        (
+            "EICAR in a zip",
+            _message(
+                "selftest virus",
+                "see attachment\n",
+                ("docs.zip", zipped.getvalue()),
+            ),
+            {Verdict.INFECTED},
+        ),
+        (
+            "GTUBE",
+            _message("selftest spam", _GTUBE + "\n"),
+            {Verdict.SPAM, Verdict.SPAMMY},
+        ),
+        (
+            "banned .exe",
+            _message(
+                "selftest banned",
+                "invoice attached\n",
+                ("invoice.pdf.exe", mz),
+            ),
+            {Verdict.BANNED},
+        ),
+        (
+            "8-bit UTF-8",
+            b"From: a@example.org\r\nTo: b@example.org\r\n"
+            b"Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\nMIME-Version: 1.0\r\n"
+            b"Content-Type: text/plain; charset=utf-8\r\n"
+            b"Content-Transfer-Encoding: 8bit\r\n\r\n"
+            + utf8.replace(b"\n", b"\r\n"),
+            {Verdict.CLEAN},
+        ),
     ]
 
 
@@ -113,15 +144,25 @@ async def run(config: Config, *, quick: bool, as_json: bool) -> int:
     elapsed = time.monotonic() - started
     ok = all(c.ok for c in checks)
     if as_json:
-        print(json.dumps({"ok": ok, "seconds": round(elapsed, 3),
-                          "checks": [asdict(c) for c in checks]}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "ok": ok,
+                    "seconds": round(elapsed, 3),
+                    "checks": [asdict(c) for c in checks],
+                },
+                indent=2,
+            )
+        )
     else:
         for c in checks:
             print(f"{'✓' if c.ok else '✗'} {c.name:<28} {c.detail}")
             if not c.ok and c.fix:
                 print(f"    fix: {c.fix}")
-        print(f"{'all checks passed' if ok else 'SOME CHECKS FAILED'} "
-              f"in {elapsed:.2f} s")
+        print(
+            f"{'all checks passed' if ok else 'SOME CHECKS FAILED'} "
+            f"in {elapsed:.2f} s"
+        )
     return 0 if ok else 1
 
 
@@ -131,11 +172,18 @@ def _context(config: Config, checks: list[Check]) -> Context | None:
     try:
         context = build_context(config)
     except Exception as exc:
-        checks.append(Check("settings and policy", False, str(exc),
-                            "correct the file and key named above"))
+        checks.append(
+            Check(
+                "settings and policy",
+                False,
+                str(exc),
+                "correct the file and key named above",
+            )
+        )
         return None
-    checks.append(Check("settings and policy", True,
-                        f"{config.source}; {config.policy}"))
+    checks.append(
+        Check("settings and policy", True, f"{config.source}; {config.policy}")
+    )
     return context
 
 
@@ -145,16 +193,29 @@ async def _listener(config: Config) -> list[Check]:
         ep = parse_endpoint(text)
         try:
             reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(ep.host, ep.port), 3)
+                asyncio.open_connection(ep.host, ep.port), 3
+            )
             greeting = (await asyncio.wait_for(reader.readline(), 3)).decode()
             writer.write(b"QUIT\r\n")
             writer.close()
             good = greeting.startswith("220 ")
-            out.append(Check(f"listener {text}", good, greeting.strip()[:60],
-                             "is `mailfilter` running with these settings?"))
+            out.append(
+                Check(
+                    f"listener {text}",
+                    good,
+                    greeting.strip()[:60],
+                    "is `mailfilter` running with these settings?",
+                )
+            )
         except (OSError, TimeoutError) as exc:
-            out.append(Check(f"listener {text}", False, str(exc)[:80],
-                             "start mailfilter (systemctl start mailfilter)"))
+            out.append(
+                Check(
+                    f"listener {text}",
+                    False,
+                    str(exc)[:80],
+                    "start mailfilter (systemctl start mailfilter)",
+                )
+            )
     return out
 
 
@@ -165,18 +226,29 @@ async def _downstream(config: Config) -> list[Check]:
     try:
         caps = await asyncio.wait_for(downstream.capabilities(), 5)
     except Exception as exc:
-        return [Check(f"reinjection {config.forward}", False, str(exc)[:100],
-                      "add the 127.0.0.1:10025 smtpd from "
-                      "deploy/postfix/master.cf.snippet and `postfix reload`")]
+        return [
+            Check(
+                f"reinjection {config.forward}",
+                False,
+                str(exc)[:100],
+                "add the 127.0.0.1:10025 smtpd from "
+                "deploy/postfix/master.cf.snippet and `postfix reload`",
+            )
+        ]
     finally:
         await downstream.aclose()
     wanted = ("XFORWARD", "DSN", "SMTPUTF8", "8BITMIME", "PIPELINING")
     missing = [w for w in wanted if w not in caps]
     offered = " ".join(w for w in wanted if w in caps)
-    return [Check(f"reinjection {config.forward}", not missing,
-                  f"offers {offered}" + (f"; missing {' '.join(missing)}"
-                                         if missing else ""),
-                  "set smtpd_authorized_xforward_hosts=127.0.0.0/8 on 10025")]
+    return [
+        Check(
+            f"reinjection {config.forward}",
+            not missing,
+            f"offers {offered}"
+            + (f"; missing {' '.join(missing)}" if missing else ""),
+            "set smtpd_authorized_xforward_hosts=127.0.0.0/8 on 10025",
+        )
+    ]
 
 
 async def _clamd(context: Context) -> list[Check]:
@@ -186,20 +258,34 @@ async def _clamd(context: Context) -> list[Check]:
     try:
         version = await asyncio.wait_for(scanner.ping(), 5)  # type: ignore[attr-defined]
     except Exception as exc:
-        return [Check("clamd", False, f"{type(exc).__name__}: {exc}"[:100],
-                      "start clamd (systemctl start clamav-daemon) and check "
-                      "its LocalSocket matches --clamd")]
+        return [
+            Check(
+                "clamd",
+                False,
+                f"{type(exc).__name__}: {exc}"[:100],
+                "start clamd (systemctl start clamav-daemon) and check "
+                "its LocalSocket matches --clamd",
+            )
+        ]
     result = await scanner.scan(_EICAR.encode())
     found = bool(result.viruses)
     age = _db_age(version)
     return [
         Check("clamd", True, version),
-        Check("clamd signature age", age is None or age < 7 * 86400,
-              "unknown (unofficial database)" if age is None
-              else f"{age / 86400:.1f} days", "run freshclam"),
-        Check("clamd detects EICAR", found,
-              ", ".join(result.viruses) or result.error or "not detected",
-              "clamd has no signatures: run freshclam"),
+        Check(
+            "clamd signature age",
+            age is None or age < 7 * 86400,
+            "unknown (unofficial database)"
+            if age is None
+            else f"{age / 86400:.1f} days",
+            "run freshclam",
+        ),
+        Check(
+            "clamd detects EICAR",
+            found,
+            ", ".join(result.viruses) or result.error or "not detected",
+            "clamd has no signatures: run freshclam",
+        ),
     ]
 
 
@@ -207,7 +293,7 @@ def _db_age(version: str) -> float | None:
     from email.utils import parsedate_to_datetime
 
     parts = version.split("/")
-    if len(parts) < 3:  # noqa: PLR2004
+    if len(parts) < 3:
         return None
     try:
         when = parsedate_to_datetime(parts[2].strip() + " +0000")
@@ -217,21 +303,32 @@ def _db_age(version: str) -> float | None:
 
 
 async def _spamd(context: Context) -> list[Check]:
-    scanner = next((s for s in context.scanners if s.name == "spamassassin"), None)
+    scanner = next(
+        (s for s in context.scanners if s.name == "spamassassin"), None
+    )
     if scanner is None:
         return [Check("spamd", True, "off (--spamd off)")]
     try:
         await asyncio.wait_for(scanner.ping(), 5)  # type: ignore[attr-defined]
     except Exception as exc:
-        return [Check("spamd", False, f"{type(exc).__name__}: {exc}"[:100],
-                      "start spamd (systemctl start spamd) on --spamd")]
+        return [
+            Check(
+                "spamd",
+                False,
+                f"{type(exc).__name__}: {exc}"[:100],
+                "start spamd (systemctl start spamd) on --spamd",
+            )
+        ]
     result = await scanner.scan(_message("gtube", _GTUBE + "\n"))
     score = result.spam.score if result.spam else None
     return [
         Check("spamd", True, "PONG"),
-        Check("spamd scores GTUBE as spam", score is not None and score >= 100,  # noqa: PLR2004
-              f"score {score}" if score is not None else result.error,
-              "check spamd's rules: sa-update or /usr/share/spamassassin"),
+        Check(
+            "spamd scores GTUBE as spam",
+            score is not None and score >= 100,
+            f"score {score}" if score is not None else result.error,
+            "check spamd's rules: sa-update or /usr/share/spamassassin",
+        ),
     ]
 
 
@@ -244,45 +341,75 @@ async def _writable(config: Config) -> list[Check]:
             pass
         out.append(Check("quarantine writable", True, str(root)))
     except OSError as exc:
-        out.append(Check("quarantine writable", False, str(exc)[:100],
-                         f"mkdir -p {root} && chown mailfilter {root}"))
+        out.append(
+            Check(
+                "quarantine writable",
+                False,
+                str(exc)[:100],
+                f"mkdir -p {root} && chown mailfilter {root}",
+            )
+        )
     if config.log_to == "syslog":
         good = Path("/dev/log").exists()
-        out.append(Check("syslog socket", good, "/dev/log",
-                         "start rsyslog/journald, or set log_to = \"stderr\""))
+        out.append(
+            Check(
+                "syslog socket",
+                good,
+                "/dev/log",
+                'start rsyslog/journald, or set log_to = "stderr"',
+            )
+        )
     return out
 
 
 async def _postfix(config: Config) -> list[Check]:
     postconf = shutil.which("postconf") or "/usr/sbin/postconf"
     if not Path(postconf).exists():
-        return [Check("postfix recipe", True, "postconf not installed; skipped")]
+        return [
+            Check("postfix recipe", True, "postconf not installed; skipped")
+        ]
     cfgdir = _postfix_dir()
     args = [postconf] + (["-c", cfgdir] if cfgdir else [])
     try:
-        main = await asyncio.to_thread(_run, [*args, "-h", "content_filter",
-                                               "smtp_data_done_timeout"])
+        main = await asyncio.to_thread(
+            _run, [*args, "-h", "content_filter", "smtp_data_done_timeout"]
+        )
         master = await asyncio.to_thread(_run, [*args, "-M"])
     except (OSError, subprocess.SubprocessError) as exc:
-        return [Check("postfix recipe", True, f"not readable ({exc}); skipped")]
-    lines = main.splitlines() + ["", ""]
+        return [
+            Check("postfix recipe", True, f"not readable ({exc}); skipped")
+        ]
+    lines = [*main.splitlines(), "", ""]
     content_filter, timeout = lines[0], lines[1]
     listen = config.listen[0].removeprefix("lmtp:")
     forward_port = config.forward.rsplit(":", 1)[-1]
-    has_forward = any(line.startswith(f"127.0.0.1:{forward_port} ")
-                      for line in master.splitlines())
+    has_forward = any(
+        line.startswith(f"127.0.0.1:{forward_port} ")
+        for line in master.splitlines()
+    )
     seconds = int("".join(ch for ch in timeout if ch.isdigit()) or 0)
     budget = config.scan_timeout + config.forward_timeout
     return [
-        Check("postfix content_filter", listen.split(":")[-1] in content_filter,
-              content_filter or "(unset)",
-              f"content_filter = scan:[127.0.0.1]:{listen.split(':')[-1]}"),
-        Check("postfix 10025 listener", has_forward,
-              f"127.0.0.1:{forward_port} in master.cf" if has_forward
-              else "missing", "add deploy/postfix/master.cf.snippet"),
-        Check("smtp_data_done_timeout", seconds > budget,
-              f"{timeout} vs our budget {budget:.0f}s",
-              "raise smtp_data_done_timeout or lower scan/forward timeouts"),
+        Check(
+            "postfix content_filter",
+            listen.split(":")[-1] in content_filter,
+            content_filter or "(unset)",
+            f"content_filter = scan:[127.0.0.1]:{listen.split(':')[-1]}",
+        ),
+        Check(
+            "postfix 10025 listener",
+            has_forward,
+            f"127.0.0.1:{forward_port} in master.cf"
+            if has_forward
+            else "missing",
+            "add deploy/postfix/master.cf.snippet",
+        ),
+        Check(
+            "smtp_data_done_timeout",
+            seconds > budget,
+            f"{timeout} vs our budget {budget:.0f}s",
+            "raise smtp_data_done_timeout or lower scan/forward timeouts",
+        ),
     ]
 
 
@@ -293,18 +420,24 @@ def _postfix_dir() -> str | None:
 
 
 def _run(argv: list[str]) -> str:
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=10,
-                          check=True)
+    done = subprocess.run(
+        argv, capture_output=True, text=True, timeout=10, check=True
+    )
     return done.stdout
 
 
 async def _pipeline(context: Context) -> list[Check]:
     out = []
     for name, data, acceptable in test_messages():
-        results = await asyncio.gather(*(s.scan(data) for s in context.scanners))
+        results = await asyncio.gather(
+            *(s.scan(data) for s in context.scanners)
+        )
         decision = decide(results, context.policy, "postmaster@example.org")
-        off = {s for s in ("clamav", "spamassassin")
-               if s not in {x.name for x in context.scanners}}
+        off = {
+            s
+            for s in ("clamav", "spamassassin")
+            if s not in {x.name for x in context.scanners}
+        }
         expected = set(acceptable)
         if "clamav" in off and Verdict.INFECTED in expected:
             expected |= {Verdict.BANNED, Verdict.CLEAN, Verdict.UNCHECKED}
@@ -316,8 +449,14 @@ async def _pipeline(context: Context) -> list[Check]:
         detail = f"{decision.verdict.value} -> {decision.action.value}"
         if decision.detail:
             detail += f" ({decision.detail[:60]})"
-        out.append(Check(f"pipeline: {name}", good, detail,
-                         "see the policy file and the scanner checks above"))
+        out.append(
+            Check(
+                f"pipeline: {name}",
+                good,
+                detail,
+                "see the policy file and the scanner checks above",
+            )
+        )
     return out
 
 
@@ -332,12 +471,16 @@ async def scan_file(config: Config, path: str) -> int:
     results = await asyncio.gather(*(s.scan(data) for s in context.scanners))
     decision = decide(results, context.policy, "postmaster")
     for result in results:
-        print(f"{result.scanner}: ok={result.ok} {result.error} "
-              f"viruses={list(result.viruses)} banned={list(result.banned)} "
-              f"unchecked={list(result.unchecked)} "
-              f"spam={result.spam.score if result.spam else '-'}")
-    print(f"verdict: {decision.verdict.value} action: {decision.action.value} "
-          f"{decision.reason}")
+        print(
+            f"{result.scanner}: ok={result.ok} {result.error} "
+            f"viruses={list(result.viruses)} banned={list(result.banned)} "
+            f"unchecked={list(result.unchecked)} "
+            f"spam={result.spam.score if result.spam else '-'}"
+        )
+    print(
+        f"verdict: {decision.verdict.value} action: {decision.action.value} "
+        f"{decision.reason}"
+    )
     for scanner in context.scanners:
         await scanner.aclose()
     sys.stdout.flush()

@@ -21,7 +21,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, Session
 
 from mailfilter import replies, smtpparams
 from mailfilter.envelope import Client, Envelope, MailParams, Recipient
@@ -45,7 +45,7 @@ _EHLO_KEYWORDS = (
 )
 
 
-class FilterSMTP(SMTP):  # type: ignore[misc]
+class FilterSMTP(SMTP):
     """One Postfix connection. Built per connection by `Listener`."""
 
     # The StreamReader limit. DATA is read in chunks of up to this size;
@@ -74,6 +74,8 @@ class FilterSMTP(SMTP):  # type: ignore[misc]
             timeout=idle_timeout,
         )
         self._process = process
+        self._limit = size_limit
+        self._lmtp = lmtp
         self._local_addr = local_addr
         self._lmtp_listener = lmtp
         self._max_recipients = max_recipients
@@ -82,6 +84,15 @@ class FilterSMTP(SMTP):  # type: ignore[misc]
         self._reset_transaction()
 
     # -- transaction state -------------------------------------------------
+
+    def _sess(self) -> Session:
+        session = self.session
+        assert session is not None  # set in connection_made
+        return session
+
+    def _rset(self) -> None:
+        self._set_rset_state()  # type: ignore[no-untyped-call]
+        self._reset_transaction()
 
     def _reset_transaction(self) -> None:
         self._sender: str | None = None
@@ -105,17 +116,17 @@ class FilterSMTP(SMTP):  # type: ignore[misc]
         if not hostname:
             await self._reply(f"501 5.5.4 Syntax: {verb} hostname")
             return
-        self._set_rset_state()
-        self._reset_transaction()
+        self._rset()
         self._xforward = {}
-        self.session.extended_smtp = True
-        self.session.host_name = hostname
-        self.session.lmtp = verb == "LHLO" or self._lmtp_listener
+        self._sess().extended_smtp = True
+        self._sess().host_name = hostname
+        self._lmtp = verb == "LHLO" or self._lmtp_listener
         lines = [self.hostname]
-        lines += [k.format(size=self.data_size_limit) for k in _EHLO_KEYWORDS]
-        text = "\r\n".join(
-            f"250-{line}" for line in lines[:-1]
-        ) + f"\r\n250 {lines[-1]}"
+        lines += [k.format(size=self._limit) for k in _EHLO_KEYWORDS]
+        text = (
+            "\r\n".join(f"250-{line}" for line in lines[:-1])
+            + f"\r\n250 {lines[-1]}"
+        )
         await self._reply(text)
 
     async def smtp_HELO(self, hostname: str | None) -> None:
@@ -123,11 +134,10 @@ class FilterSMTP(SMTP):  # type: ignore[misc]
         if not hostname:
             await self._reply("501 5.5.4 Syntax: HELO hostname")
             return
-        self._set_rset_state()
-        self._reset_transaction()
-        self.session.extended_smtp = False
-        self.session.host_name = hostname
-        self.session.lmtp = self._lmtp_listener
+        self._rset()
+        self._sess().extended_smtp = False
+        self._sess().host_name = hostname
+        self._lmtp = self._lmtp_listener
         await self._reply(f"250 {self.hostname}")
 
     async def smtp_NOOP(self, arg: str | None) -> None:
@@ -136,8 +146,7 @@ class FilterSMTP(SMTP):  # type: ignore[misc]
 
     async def smtp_RSET(self, arg: str | None) -> None:
         """RSET ends the transaction and forgets XFORWARD."""
-        self._set_rset_state()
-        self._reset_transaction()
+        self._rset()
         self._xforward = {}
         await self._reply(replies.RSET)
 
@@ -152,8 +161,10 @@ class FilterSMTP(SMTP):  # type: ignore[misc]
     async def smtp_QUIT(self, arg: str | None) -> None:
         """QUIT."""
         await self._reply(replies.QUIT.format(helo=self.hostname))
-        self._handler_coroutine.cancel()
-        self.transport.close()
+        if self._handler_coroutine is not None:
+            self._handler_coroutine.cancel()
+        if self.transport is not None:
+            self.transport.close()
 
     async def smtp_EXPN(self, arg: str | None) -> None:
         """EXPN is not implemented (amavis's text)."""
@@ -192,7 +203,7 @@ class FilterSMTP(SMTP):  # type: ignore[misc]
         except smtpparams.ParamError as exc:
             await self._reply(exc.reply)
             return
-        if mail.size is not None and mail.size > self.data_size_limit:
+        if mail.size is not None and mail.size > self._limit:
             await self._reply(replies.DECLARED_TOO_BIG.format(size=mail.size))
             return
         self._sender, self._params = sender, mail
@@ -223,7 +234,7 @@ class FilterSMTP(SMTP):  # type: ignore[misc]
         """DATA: read, hand to the pipeline, answer after reinjection."""
         if await self.check_helo_needed():
             return
-        lmtp = bool(getattr(self.session, "lmtp", False))
+        lmtp = self._lmtp
         if self._sender is None:
             await self._reply(replies.NEED_MAIL)
             return
@@ -253,7 +264,7 @@ class FilterSMTP(SMTP):  # type: ignore[misc]
         self._reset_timeout()
 
     def _finish_transaction(self) -> None:
-        self._set_post_data_state()
+        self._set_post_data_state()  # type: ignore[no-untyped-call]
         self._reset_transaction()
         self._xforward = {}
 
@@ -266,7 +277,7 @@ class FilterSMTP(SMTP):  # type: ignore[misc]
         except asyncio.CancelledError:
             log.warning(
                 "(!)client %s went away during processing; finishing anyway",
-                self.session.peer,
+                self._sess().peer,
             )
             raise
 
@@ -289,7 +300,7 @@ class FilterSMTP(SMTP):  # type: ignore[misc]
             client=client,
             lmtp=lmtp,
             local_addr=self._local_addr,
-            helo=self.session.host_name or "",
+            helo=self._sess().host_name or "",
         )
 
     async def _read_data(self) -> tuple[bytes | None, int]:
@@ -305,7 +316,7 @@ class FilterSMTP(SMTP):  # type: ignore[misc]
         size = 0
         over = False
         while (end := buf.find(_TERMINATOR, start)) < 0:
-            if size > self.data_size_limit:
+            if size > self._limit:
                 over = True  # keep reading to the end, but keep nothing
                 del buf[: len(buf) - 4]
             start = max(0, len(buf) - 4)
@@ -314,12 +325,12 @@ class FilterSMTP(SMTP):  # type: ignore[misc]
                 raise ConnectionResetError("connection lost during DATA")
             size += len(chunk)
             buf += chunk
-        over = over or size - 3 > self.data_size_limit
+        over = over or size - 3 > self._limit
         leftover = bytes(buf[end + len(_TERMINATOR) :])
         if leftover:
             # Pipelined commands after the final dot go back to the reader
             # (CPython StreamReader keeps unread bytes in `_buffer`).
-            reader._buffer[:0] = leftover  # noqa: SLF001
+            reader._buffer[:0] = leftover  # type: ignore[attr-defined]
         if over:
             return None, size
         content = bytes(buf[2 : end + 2])
@@ -328,7 +339,7 @@ class FilterSMTP(SMTP):  # type: ignore[misc]
 
     async def handle_exception(self, error: Exception) -> str:
         """Our own bug must never reach Postfix as 5xx (style.md rule 1)."""
-        log.exception("(!!)TROUBLE in SMTP session: %s", error)
+        log.error("(!!)TROUBLE in SMTP session: %s", error)
         return replies.TEMPFAIL_INTERNAL.format(
             log_id="-", section="smtp", error=type(error).__name__
         )

@@ -76,7 +76,8 @@ class ScanResult:
     error: str = ""
     # Virus names, e.g. "Eicar-Signature" (clamd).
     viruses: tuple[str, ...] = ()
-    # Banned parts in amavis %F form, e.g. "application/x-msdownload,.exe,a.exe"
+    # Banned parts in amavis %F form:
+    # "application/x-msdownload,.exe,a.exe"
     banned: tuple[str, ...] = ()
     # Why (part of) the message could not be checked: "encrypted",
     # "over limits: ...", "ambiguous content", "unparseable: ...".

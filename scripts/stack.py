@@ -20,10 +20,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.support import daemons  # noqa: E402
-from tests.support.filter import start_filter  # noqa: E402
-from tests.support.ports import free_port  # noqa: E402
-from tests.support.postfix import PostfixInstance, start_postfix  # noqa: E402
+import contextlib
+
+from tests.support import daemons
+from tests.support.filter import start_filter
+from tests.support.ports import free_port
+from tests.support.postfix import PostfixInstance, start_postfix
 
 STATE = REPO / ".stack"
 
@@ -36,8 +38,13 @@ def up() -> int:
     spamd = daemons.start_spamd(STATE / "spamd", children=2)
     fport = free_port()
     postfix = start_postfix(STATE / "postfix", fport)
-    flt = start_filter(STATE / "filter", fport, postfix.reinject_port,
-                       clamd=clamd.address, spamd=spamd.address)
+    flt = start_filter(
+        STATE / "filter",
+        fport,
+        postfix.reinject_port,
+        clamd=clamd.address,
+        spamd=spamd.address,
+    )
     state = {
         "pids": [clamd.proc.pid, spamd.proc.pid, flt.proc.pid],
         "postfix_config": str(postfix.config_dir),
@@ -46,9 +53,13 @@ def up() -> int:
         "maildir": str(postfix.maildir),
     }
     (STATE / "state.json").write_text(json.dumps(state, indent=2))
-    print(f"Postfix listens on 127.0.0.1:{postfix.port} (mail for @example.com)")
-    print(f"mailfilter listens on 127.0.0.1:{fport}, reinjects to "
-          f"127.0.0.1:{postfix.reinject_port}")
+    print(
+        f"Postfix listens on 127.0.0.1:{postfix.port} (mail for @example.com)"
+    )
+    print(
+        f"mailfilter listens on 127.0.0.1:{fport}, reinjects to "
+        f"127.0.0.1:{postfix.reinject_port}"
+    )
     print(f"clamd {clamd.address}, spamd {spamd.address}")
     print(f"delivered mail: {postfix.maildir}; filter log: {flt.logfile}")
     return 0
@@ -61,10 +72,8 @@ def down() -> int:
         return 0
     state = json.loads(path.read_text())
     for pid in state["pids"]:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
     PostfixInstance(Path(state["postfix_config"]).parent, 0, 0, 0).stop()
     path.unlink()
     return 0

@@ -8,9 +8,10 @@ our own bugs, which the pipeline turns into a tempfail.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from mailfilter.verdict import ScanResult
+if TYPE_CHECKING:
+    from mailfilter.verdict import ScanResult
 
 
 class Scanner(Protocol):

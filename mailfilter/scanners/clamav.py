@@ -16,10 +16,12 @@ import io
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mailfilter.addresses import Endpoint
 from mailfilter.verdict import ScanResult
+
+if TYPE_CHECKING:
+    from mailfilter.addresses import Endpoint
 
 with warnings.catch_warnings():
     # python-clamd imports pkg_resources for its version string only.

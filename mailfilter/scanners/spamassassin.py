@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import re
 import time
+from typing import TYPE_CHECKING
 
 import aiospamc
 
-from mailfilter.addresses import Endpoint
 from mailfilter.verdict import ScanResult, SpamReport
+
+if TYPE_CHECKING:
+    from mailfilter.addresses import Endpoint
 
 # " 2.7 MISSING_DATE           Missing Date: header"
 _ROW = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s+([A-Z0-9_]+)\s", re.MULTILINE)
@@ -74,7 +77,8 @@ class SpamAssassin:
     async def ping(self) -> None:
         """PING spamd, for the selftest."""
         await aiospamc.ping(
-            host=self.endpoint.host, port=self.endpoint.port,
+            host=self.endpoint.host,
+            port=self.endpoint.port,
             timeout=self.timeout,
         )
 

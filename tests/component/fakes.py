@@ -34,8 +34,13 @@ class FakeMTA:
 
     lmtp: bool = False
     caps: tuple[str, ...] = (
-        "PIPELINING", "SIZE 10240000", "ENHANCEDSTATUSCODES", "8BITMIME",
-        "DSN", "SMTPUTF8", "XFORWARD NAME ADDR PORT PROTO HELO IDENT SOURCE",
+        "PIPELINING",
+        "SIZE 10240000",
+        "ENHANCEDSTATUSCODES",
+        "8BITMIME",
+        "DSN",
+        "SMTPUTF8",
+        "XFORWARD NAME ADDR PORT PROTO HELO IDENT SOURCE",
     )
     errors: dict[str, str] = field(default_factory=dict)
     transactions: list[Transaction] = field(default_factory=list)
@@ -45,13 +50,17 @@ class FakeMTA:
     async def start(self) -> None:
         """Listen on a free loopback port."""
         self.port = free_port()
-        self._server = await asyncio.start_server(self._client, "127.0.0.1", self.port)
+        self._server = await asyncio.start_server(
+            self._client, "127.0.0.1", self.port
+        )
 
     async def stop(self) -> None:
         """Close the listener."""
         self._server.close()
 
-    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _client(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         self.connections += 1
         try:
             if await self._inject("connect", writer):
@@ -75,7 +84,9 @@ class FakeMTA:
         writer.write(action.encode() + b"\r\n")
         return True
 
-    async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _session(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         commands: list[str] = []
         sender = ""
         rcpts: list[str] = []
@@ -86,8 +97,10 @@ class FakeMTA:
             commands.append(text)
             if verb in ("EHLO", "LHLO"):
                 lines = ["fake.test", *self.caps]
-                writer.write("".join(f"250-{x}\r\n" for x in lines[:-1]).encode()
-                             + f"250 {lines[-1]}\r\n".encode())
+                writer.write(
+                    "".join(f"250-{x}\r\n" for x in lines[:-1]).encode()
+                    + f"250 {lines[-1]}\r\n".encode()
+                )
             elif verb == "XFORWARD":
                 writer.write(b"250 2.0.0 Ok\r\n")
             elif verb == "MAIL":
@@ -110,11 +123,15 @@ class FakeMTA:
                 data = await self._read_data(reader, writer)
                 if data is None:
                     return
-                self.transactions.append(Transaction(commands, sender, rcpts, data))
+                self.transactions.append(
+                    Transaction(commands, sender, rcpts, data)
+                )
                 if not await self._inject("dot", writer):
                     qid = f"FAKE{next(_ids):05d}"
                     for _ in rcpts if self.lmtp else [0]:
-                        writer.write(f"250 2.0.0 Ok: queued as {qid}\r\n".encode())
+                        writer.write(
+                            f"250 2.0.0 Ok: queued as {qid}\r\n".encode()
+                        )
                 commands, sender, rcpts = [], "", []
             elif verb == "RSET":
                 commands, sender, rcpts = [], "", []
@@ -129,7 +146,9 @@ class FakeMTA:
                 writer.write(b"502 5.5.2 Error: command not recognized\r\n")
             await writer.drain()
 
-    async def _read_data(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bytes | None:
+    async def _read_data(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bytes | None:
         if self.errors.get("mid-data") == "drop":
             await reader.read(10)
             writer.close()
@@ -140,4 +159,4 @@ class FakeMTA:
             if not chunk:
                 return None
             buf += chunk
-        return buf[: -3]
+        return buf[:-3]

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 
 class Client:
     """Speaks to the filter; `cmd()` returns the (possibly multi-line) reply."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         self.reader, self.writer = reader, writer
 
     @classmethod
@@ -25,7 +28,9 @@ class Client:
             line = await asyncio.wait_for(self.reader.readline(), timeout)
             if not line:
                 raise ConnectionError("closed")
-            lines.append(line.decode("utf-8", "surrogateescape").rstrip("\r\n"))
+            lines.append(
+                line.decode("utf-8", "surrogateescape").rstrip("\r\n")
+            )
             if line[3:4] != b"-":
                 return "\r\n".join(lines)
 
@@ -35,8 +40,15 @@ class Client:
         self.writer.write(data + b"\r\n")
         return await self.reply(timeout)
 
-    async def send(self, sender: str, rcpts: list[str], body: bytes, *, mail_params: str = "",
-                   ehlo: bool = True) -> str:
+    async def send(
+        self,
+        sender: str,
+        rcpts: list[str],
+        body: bytes,
+        *,
+        mail_params: str = "",
+        ehlo: bool = True,
+    ) -> str:
         """A whole transaction, lock-step; returns the final reply."""
         if ehlo:
             await self.cmd("EHLO postfix.test")
@@ -55,8 +67,6 @@ class Client:
 
     async def close(self) -> None:
         """QUIT and close."""
-        try:
+        with contextlib.suppress(ConnectionError, TimeoutError):
             await self.cmd("QUIT", timeout=5)
-        except (ConnectionError, TimeoutError):
-            pass
         self.writer.close()

@@ -11,9 +11,11 @@ from tests.component.conftest import make_stack
 from tests.component.fakes import FakeMTA
 from tests.component.smtpclient import Client
 
-BODY = (b"From: a@example.org\r\nTo: u@example.com\r\nSubject: hi\r\n"
-        b"Message-ID: <m1@example.org>\r\n\r\n"
-        b".leading dot\r\n..two dots\r\n.\r\nline\r\n\r\n")
+BODY = (
+    b"From: a@example.org\r\nTo: u@example.com\r\nSubject: hi\r\n"
+    b"Message-ID: <m1@example.org>\r\n\r\n"
+    b".leading dot\r\n..two dots\r\n.\r\nline\r\n\r\n"
+)
 
 
 def our_headers_removed(data: bytes) -> bytes:
@@ -21,9 +23,11 @@ def our_headers_removed(data: bytes) -> bytes:
     data = data.replace(b"\r\n..", b"\r\n.")
     if data.startswith(b".."):
         data = data[1:]
-    ours = re.compile(rb"^(?:X-Virus-Scanned|X-Spam-[A-Za-z]+|Received|X-Quarantine-ID|X-Amavis-Alert):.*\r\n(?:[ \t].*\r\n)*")
-    while (m := ours.match(data)):
-        data = data[m.end():]
+    ours = re.compile(
+        rb"^(?:X-Virus-Scanned|X-Spam-[A-Za-z]+|Received|X-Quarantine-ID|X-Amavis-Alert):.*\r\n(?:[ \t].*\r\n)*"
+    )
+    while m := ours.match(data):
+        data = data[m.end() :]
     return data
 
 
@@ -34,7 +38,8 @@ async def test_bytes_arrive_unchanged_apart_from_added_headers(stack):
     await client.close()
     assert re.fullmatch(
         rf"250 2\.0\.0 from MTA\(smtp:\[127\.0\.0\.1\]:{stack.mta.port}\): 250 2\.0\.0 Ok: queued as FAKE\d+",
-        reply)
+        reply,
+    )
     (txn,) = stack.mta.transactions
     assert BODY == our_headers_removed(txn.data)
     assert txn.data.startswith(b"Received: from postfix.test")
@@ -54,16 +59,28 @@ async def test_null_sender_and_dsn_parameters_pass_through(stack):
     """MAIL FROM:<>, RET, ENVID, NOTIFY and ORCPT arrive downstream."""
     client, _ = await Client.connect(stack.port)
     await client.cmd("EHLO postfix.test")
-    await client.cmd("MAIL FROM:<a@b> RET=HDRS ENVID=QQ+2B1 BODY=8BITMIME SMTPUTF8")
-    await client.cmd("RCPT TO:<u@example.com> NOTIFY=SUCCESS,DELAY ORCPT=rfc822;u+2Bx@example.com")
+    await client.cmd(
+        "MAIL FROM:<a@b> RET=HDRS ENVID=QQ+2B1 BODY=8BITMIME SMTPUTF8"
+    )
+    await client.cmd(
+        "RCPT TO:<u@example.com> NOTIFY=SUCCESS,DELAY ORCPT=rfc822;u+2Bx@example.com"
+    )
     await client.cmd("DATA")
     client.writer.write(b"Subject: x\r\n\r\nGr\xc3\xbc\xc3\x9fe\r\n.\r\n")
     assert (await client.reply()).startswith("250 2.0.0")
-    await client.send("", ["u@example.com"], b"Subject: bounce\r\n\r\nx\r\n", ehlo=False)
+    await client.send(
+        "", ["u@example.com"], b"Subject: bounce\r\n\r\nx\r\n", ehlo=False
+    )
     await client.close()
     first, second = stack.mta.transactions
-    assert "MAIL FROM:<a@b> BODY=8BITMIME SMTPUTF8 RET=HDRS ENVID=QQ+2B1" in first.commands
-    assert "RCPT TO:<u@example.com> NOTIFY=SUCCESS,DELAY ORCPT=rfc822;u+2Bx@example.com" in first.commands
+    assert (
+        "MAIL FROM:<a@b> BODY=8BITMIME SMTPUTF8 RET=HDRS ENVID=QQ+2B1"
+        in first.commands
+    )
+    assert (
+        "RCPT TO:<u@example.com> NOTIFY=SUCCESS,DELAY ORCPT=rfc822;u+2Bx@example.com"
+        in first.commands
+    )
     assert "" == second.sender
     assert any(c.startswith("MAIL FROM:<>") for c in second.commands)
 
@@ -72,21 +89,33 @@ async def test_xforward_passed_on_with_queue_id(stack):
     """XFORWARD attributes, IDENT included, are passed to 10025."""
     client, _ = await Client.connect(stack.port)
     await client.cmd("EHLO postfix.test")
-    await client.cmd("XFORWARD NAME=mx.example.org ADDR=192.0.2.7 PORT=4711 PROTO=ESMTP")
-    await client.cmd("XFORWARD HELO=mx.example.org IDENT=4ABCD123 SOURCE=REMOTE")
-    await client.send("a@b", ["u@example.com"], b"Subject: x\r\n\r\nx\r\n", ehlo=False)
+    await client.cmd(
+        "XFORWARD NAME=mx.example.org ADDR=192.0.2.7 PORT=4711 PROTO=ESMTP"
+    )
+    await client.cmd(
+        "XFORWARD HELO=mx.example.org IDENT=4ABCD123 SOURCE=REMOTE"
+    )
+    await client.send(
+        "a@b", ["u@example.com"], b"Subject: x\r\n\r\nx\r\n", ehlo=False
+    )
     await client.close()
     (txn,) = stack.mta.transactions
     xf = [c for c in txn.commands if c.startswith("XFORWARD")]
-    assert ["XFORWARD ADDR=192.0.2.7 NAME=mx.example.org PORT=4711 PROTO=ESMTP "
-            "HELO=mx.example.org SOURCE=REMOTE IDENT=4ABCD123"] == xf
+    assert [
+        (
+            "XFORWARD ADDR=192.0.2.7 NAME=mx.example.org PORT=4711 PROTO=ESMTP "
+            "HELO=mx.example.org SOURCE=REMOTE IDENT=4ABCD123"
+        )
+    ] == xf
 
 
 async def test_connection_reused_across_messages(stack):
     """Three messages use one downstream connection."""
     client, _ = await Client.connect(stack.port)
     for i in range(3):
-        await client.send("a@b", ["u@example.com"], b"Subject: x\r\n\r\nx\r\n", ehlo=i == 0)
+        await client.send(
+            "a@b", ["u@example.com"], b"Subject: x\r\n\r\nx\r\n", ehlo=i == 0
+        )
     await client.close()
     assert 3 == len(stack.mta.transactions)
     assert 1 == stack.mta.connections
@@ -108,7 +137,9 @@ async def test_downstream_faults_tempfail(tmp_path, errors, expected):
     """Every downstream failure that is not a 5xx answers 4xx (Postfix keeps the mail)."""
     s = await make_stack(tmp_path, FakeMTA(errors=errors))
     client, _ = await Client.connect(s.port)
-    reply = await client.send("a@b", ["u@example.com"], b"Subject: x\r\n\r\nx\r\n")
+    reply = await client.send(
+        "a@b", ["u@example.com"], b"Subject: x\r\n\r\nx\r\n"
+    )
     await client.close()
     await s.service.shutdown()
     await s.mta.stop()
@@ -117,9 +148,13 @@ async def test_downstream_faults_tempfail(tmp_path, errors, expected):
 
 async def test_rcpt_tempfail_sends_no_data(tmp_path):
     """After a 4xx RCPT with SMTP input nothing is sent, so no duplicate can follow."""
-    s = await make_stack(tmp_path, FakeMTA(errors={"rcpt:v@example.com": "452 4.5.3 later"}))
+    s = await make_stack(
+        tmp_path, FakeMTA(errors={"rcpt:v@example.com": "452 4.5.3 later"})
+    )
     client, _ = await Client.connect(s.port)
-    reply = await client.send("a@b", ["u@example.com", "v@example.com"], b"Subject: x\r\n\r\nx\r\n")
+    reply = await client.send(
+        "a@b", ["u@example.com", "v@example.com"], b"Subject: x\r\n\r\nx\r\n"
+    )
     await client.close()
     await s.service.shutdown()
     await s.mta.stop()
@@ -134,7 +169,9 @@ async def test_refused_connection_tempfails(tmp_path):
     await mta.stop()
     await asyncio.sleep(0.05)
     client, _ = await Client.connect(s.port)
-    reply = await client.send("a@b", ["u@example.com"], b"Subject: x\r\n\r\nx\r\n")
+    reply = await client.send(
+        "a@b", ["u@example.com"], b"Subject: x\r\n\r\nx\r\n"
+    )
     await client.close()
     await s.service.shutdown()
     assert reply.startswith("451 4.5.0 id=")
@@ -143,9 +180,13 @@ async def test_refused_connection_tempfails(tmp_path):
 
 async def test_hanging_downstream_times_out_with_4xx(tmp_path):
     """A 10025 that never answers the final dot gets a 4xx within forward_timeout."""
-    s = await make_stack(tmp_path, FakeMTA(errors={"dot": "hang"}), forward_timeout=1.0)
+    s = await make_stack(
+        tmp_path, FakeMTA(errors={"dot": "hang"}), forward_timeout=1.0
+    )
     client, _ = await Client.connect(s.port)
-    reply = await client.send("a@b", ["u@example.com"], b"Subject: x\r\n\r\nx\r\n")
+    reply = await client.send(
+        "a@b", ["u@example.com"], b"Subject: x\r\n\r\nx\r\n"
+    )
     await client.close()
     await s.service.shutdown()
     await s.mta.stop()
@@ -154,9 +195,14 @@ async def test_hanging_downstream_times_out_with_4xx(tmp_path):
 
 async def test_all_recipients_rejected_downstream_gives_5xx(tmp_path):
     """A 5xx from 10025 for every recipient is passed on as 5xx."""
-    s = await make_stack(tmp_path, FakeMTA(errors={"rcpt:u@example.com": "550 5.1.1 no such user"}))
+    s = await make_stack(
+        tmp_path,
+        FakeMTA(errors={"rcpt:u@example.com": "550 5.1.1 no such user"}),
+    )
     client, _ = await Client.connect(s.port)
-    reply = await client.send("a@b", ["u@example.com"], b"Subject: x\r\n\r\nx\r\n")
+    reply = await client.send(
+        "a@b", ["u@example.com"], b"Subject: x\r\n\r\nx\r\n"
+    )
     await client.close()
     await s.service.shutdown()
     await s.mta.stop()
@@ -166,7 +212,9 @@ async def test_all_recipients_rejected_downstream_gives_5xx(tmp_path):
 
 async def test_lmtp_input_gets_one_reply_per_recipient(tmp_path):
     """With LMTP in and out, each recipient gets its own final reply."""
-    mta = FakeMTA(lmtp=True, errors={"rcpt:v@example.com": "550 5.1.1 unknown"})
+    mta = FakeMTA(
+        lmtp=True, errors={"rcpt:v@example.com": "550 5.1.1 unknown"}
+    )
     s = await make_stack(tmp_path, mta, listen_proto="lmtp:")
     client, greeting = await Client.connect(s.port)
     assert greeting.endswith("LMTP amavis service ready")

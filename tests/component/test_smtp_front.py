@@ -7,7 +7,9 @@ import asyncio
 from mailfilter import replies
 from tests.component.smtpclient import Client
 
-BODY = b"From: a@example.org\r\nTo: u@example.com\r\nSubject: hi\r\n\r\nhello\r\n"
+BODY = (
+    b"From: a@example.org\r\nTo: u@example.com\r\nSubject: hi\r\n\r\nhello\r\n"
+)
 
 
 async def test_greeting_is_amavis(stack):
@@ -23,8 +25,14 @@ async def test_ehlo_lists_amavis_keywords_in_order(stack):
     reply = await client.cmd("EHLO postfix.test")
     keywords = [line[4:] for line in reply.split("\r\n")]
     assert [
-        "[127.0.0.1]", "VRFY", "PIPELINING", "SIZE 52428800",
-        "ENHANCEDSTATUSCODES", "8BITMIME", "SMTPUTF8", "DSN",
+        "[127.0.0.1]",
+        "VRFY",
+        "PIPELINING",
+        "SIZE 52428800",
+        "ENHANCEDSTATUSCODES",
+        "8BITMIME",
+        "SMTPUTF8",
+        "DSN",
         "XFORWARD NAME ADDR PORT PROTO HELO IDENT SOURCE",
     ] == keywords
     await client.close()
@@ -34,9 +42,12 @@ async def test_mail_and_rcpt_replies(stack):
     """MAIL and RCPT answers use amavis's texts, null sender included."""
     client, _ = await Client.connect(stack.port)
     await client.cmd("EHLO postfix.test")
-    assert replies.MAIL_OK.format(addr="<>") == await client.cmd("MAIL FROM:<> SIZE=100 BODY=8BITMIME")
+    assert replies.MAIL_OK.format(addr="<>") == await client.cmd(
+        "MAIL FROM:<> SIZE=100 BODY=8BITMIME"
+    )
     assert replies.RCPT_OK.format(addr="<u@example.com>") == await client.cmd(
-        "RCPT TO:<u@example.com> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;u@example.com")
+        "RCPT TO:<u@example.com> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;u@example.com"
+    )
     await client.close()
 
 
@@ -45,11 +56,19 @@ async def test_bad_parameters_are_refused_with_amavis_codes(stack):
     client, _ = await Client.connect(stack.port)
     await client.cmd("EHLO postfix.test")
     assert (await client.cmd("MAIL FROM:<a@b> FOO=1")).startswith("504 5.5.4")
-    assert (await client.cmd("MAIL FROM:<a@b> BODY=BINARYMIME")) == replies.BODY_SYNTAX
-    assert (await client.cmd("MAIL FROM:<a@b> RET=ALL")).startswith("501 5.5.4")
+    assert (
+        await client.cmd("MAIL FROM:<a@b> BODY=BINARYMIME")
+    ) == replies.BODY_SYNTAX
+    assert (await client.cmd("MAIL FROM:<a@b> RET=ALL")).startswith(
+        "501 5.5.4"
+    )
     await client.cmd("MAIL FROM:<a@b>")
-    assert (await client.cmd("RCPT TO:<u@example.com> NOTIFY=NEVER,SUCCESS")).startswith("501 5.5.4")
-    assert (await client.cmd("RCPT TO:<u@example.com> BAR=1")).startswith("555 5.5.4")
+    assert (
+        await client.cmd("RCPT TO:<u@example.com> NOTIFY=NEVER,SUCCESS")
+    ).startswith("501 5.5.4")
+    assert (await client.cmd("RCPT TO:<u@example.com> BAR=1")).startswith(
+        "555 5.5.4"
+    )
     assert replies.NESTED_MAIL == await client.cmd("MAIL FROM:<a@b>")
     await client.close()
 
@@ -58,10 +77,14 @@ async def test_xforward_outside_transaction_only(stack):
     """XFORWARD is accepted before MAIL and refused inside a transaction."""
     client, _ = await Client.connect(stack.port)
     await client.cmd("EHLO postfix.test")
-    assert replies.XFORWARD_OK == await client.cmd("XFORWARD NAME=mx.example.org ADDR=192.0.2.7 PORT=4711")
+    assert replies.XFORWARD_OK == await client.cmd(
+        "XFORWARD NAME=mx.example.org ADDR=192.0.2.7 PORT=4711"
+    )
     assert (await client.cmd("XFORWARD BOGUS=1")).startswith("501 5.5.4")
     await client.cmd("MAIL FROM:<a@b>")
-    assert replies.XFORWARD_IN_TRANSACTION == await client.cmd("XFORWARD IDENT=ABC")
+    assert replies.XFORWARD_IN_TRANSACTION == await client.cmd(
+        "XFORWARD IDENT=ABC"
+    )
     await client.close()
 
 
@@ -79,7 +102,9 @@ async def test_recipient_limit(stack):
     client, _ = await Client.connect(stack.port)
     await client.cmd("EHLO postfix.test")
     await client.cmd("MAIL FROM:<a@b>")
-    lines = b"".join(f"RCPT TO:<u{i}@example.com>\r\n".encode() for i in range(1101))
+    lines = b"".join(
+        f"RCPT TO:<u{i}@example.com>\r\n".encode() for i in range(1101)
+    )
     client.writer.write(lines)
     answers = [await client.reply() for _ in range(1101)]
     assert 1100 == sum(a.startswith("250 2.1.5") for a in answers)
@@ -94,11 +119,15 @@ async def test_size_limit_gives_552(tmp_path):
 
     s = await make_stack(tmp_path, FakeMTA(), message_size_limit=1000)
     client, _ = await Client.connect(s.port)
-    reply = await client.send("a@b", ["u@example.com"], BODY + b"x" * 2000 + b"\r\n")
+    reply = await client.send(
+        "a@b", ["u@example.com"], BODY + b"x" * 2000 + b"\r\n"
+    )
     assert reply.startswith("552 5.3.4")
     assert [] == s.mta.transactions
     # The connection is still usable afterwards.
-    assert (await client.send("a@b", ["u@example.com"], BODY, ehlo=False)).startswith("250 2.0.0")
+    assert (
+        await client.send("a@b", ["u@example.com"], BODY, ehlo=False)
+    ).startswith("250 2.0.0")
     await client.close()
     await s.service.shutdown()
     await s.mta.stop()
@@ -107,7 +136,9 @@ async def test_size_limit_gives_552(tmp_path):
 async def test_pipelined_transaction_in_one_write(stack):
     """A client that pipelines EHLO..DATA and the body gets every reply in order."""
     client, _ = await Client.connect(stack.port)
-    client.writer.write(b"EHLO p\r\nMAIL FROM:<a@b>\r\nRCPT TO:<u@example.com>\r\nDATA\r\n")
+    client.writer.write(
+        b"EHLO p\r\nMAIL FROM:<a@b>\r\nRCPT TO:<u@example.com>\r\nDATA\r\n"
+    )
     ehlo = await client.reply()
     assert ehlo.startswith("250-[127.0.0.1]")
     assert (await client.reply()).startswith("250 2.1.0")
@@ -132,6 +163,7 @@ async def test_unknown_and_unimplemented_commands(stack):
 
 async def test_concurrent_connections_are_independent(stack):
     """Ten clients at once each get their own 250."""
+
     async def one(i: int) -> str:
         client, _ = await Client.connect(stack.port)
         reply = await client.send(f"s{i}@b", [f"u{i}@example.com"], BODY)

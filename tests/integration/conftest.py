@@ -6,8 +6,8 @@ temporary directory on free loopback ports and is stopped by PID.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -16,9 +16,14 @@ from tests.support.filter import FilterProcess, start_filter
 from tests.support.ports import free_port
 from tests.support.postfix import POSTFIX, PostfixInstance, start_postfix
 
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
 
 @pytest.fixture(scope="session")
-def clamd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[daemons.Daemon]:
+def clamd(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[daemons.Daemon]:
     """clamd with a one-line EICAR database."""
     if not daemons.have(daemons.CLAMD):
         pytest.skip("clamd is not installed (apt-get install clamav-daemon)")
@@ -28,7 +33,9 @@ def clamd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[daemons.Daemon]:
 
 
 @pytest.fixture(scope="session")
-def spamd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[daemons.Daemon]:
+def spamd(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[daemons.Daemon]:
     """spamd -L on a free port."""
     if not daemons.have(daemons.SPAMD):
         pytest.skip("spamd is not installed (apt-get install spamd)")
@@ -44,7 +51,9 @@ def need_postfix() -> None:
 
 
 @pytest.fixture
-def sandwich(tmp_path: Path) -> Iterator[tuple[PostfixInstance, FilterProcess]]:
+def sandwich(
+    tmp_path: Path,
+) -> Iterator[tuple[PostfixInstance, FilterProcess]]:
     """Postfix -> mailfilter (scanners off) -> Postfix 10025 -> Maildir."""
     need_postfix()
     fport = free_port()

@@ -43,30 +43,51 @@ class FilterProcess:
         self.proc.wait()
 
 
-def start_filter(workdir: Path, port: int, forward_port: int, *, clamd: str = "off",
-                 spamd: str = "off", policy: Path | None = None,
-                 extra: list[str] | None = None) -> FilterProcess:
+def start_filter(
+    workdir: Path,
+    port: int,
+    forward_port: int,
+    *,
+    clamd: str = "off",
+    spamd: str = "off",
+    policy: Path | None = None,
+    extra: list[str] | None = None,
+) -> FilterProcess:
     """Start `python -m mailfilter` with stderr logging into workdir."""
     workdir.mkdir(parents=True, exist_ok=True)
     logfile = workdir / "mailfilter.log"
     args = [
-        sys.executable, "-m", "mailfilter",
-        "--listen", f"127.0.0.1:{port}",
-        "--forward", f"127.0.0.1:{forward_port}",
-        "--clamd", clamd, "--spamd", spamd,
-        "--policy", str(policy or REPO / "policy/default.toml"),
-        "--quarantine", str(workdir / "quarantine"),
-        "--hostname", "filter.test.invalid",
-        "--log-to", "stderr",
+        sys.executable,
+        "-m",
+        "mailfilter",
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--forward",
+        f"127.0.0.1:{forward_port}",
+        "--clamd",
+        clamd,
+        "--spamd",
+        spamd,
+        "--policy",
+        str(policy or REPO / "policy/default.toml"),
+        "--quarantine",
+        str(workdir / "quarantine"),
+        "--hostname",
+        "filter.test.invalid",
+        "--log-to",
+        "stderr",
         *(extra or []),
     ]
     env = dict(os.environ, PYTHONPATH=str(REPO))
     with logfile.open("ab") as err:
-        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL,
-                                stderr=err, env=env, cwd=REPO)
+        proc = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=err, env=env, cwd=REPO
+        )
     try:
         wait_port(port, timeout=30)
     except TimeoutError:
         proc.kill()
-        raise RuntimeError("mailfilter did not start:\n" + logfile.read_text()) from None
+        raise RuntimeError(
+            "mailfilter did not start:\n" + logfile.read_text()
+        ) from None
     return FilterProcess(proc, port, logfile, args)

@@ -13,7 +13,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_port(port: int, timeout: float = 30.0, host: str = "127.0.0.1") -> None:
+def wait_port(
+    port: int, timeout: float = 30.0, host: str = "127.0.0.1"
+) -> None:
     """Block until something accepts connections on host:port."""
     deadline = time.monotonic() + timeout
     while True:
@@ -22,5 +24,7 @@ def wait_port(port: int, timeout: float = 30.0, host: str = "127.0.0.1") -> None
                 return
         except OSError:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"nothing listens on {host}:{port}") from None
+                raise TimeoutError(
+                    f"nothing listens on {host}:{port}"
+                ) from None
             time.sleep(0.05)

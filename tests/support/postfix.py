@@ -75,18 +75,29 @@ class PostfixInstance:
 
     def postfix(self, *args: str) -> subprocess.CompletedProcess[str]:
         """Run `postfix -c DIR args`."""
-        return subprocess.run([POSTFIX, "-c", str(self.config_dir), *args],
-                              capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [POSTFIX, "-c", str(self.config_dir), *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     def flush(self) -> None:
         """Retry deferred mail now (`postqueue -f`)."""
-        subprocess.run(["postqueue", "-c", str(self.config_dir), "-f"],
-                       capture_output=True, timeout=30)
+        subprocess.run(
+            ["postqueue", "-c", str(self.config_dir), "-f"],
+            capture_output=True,
+            timeout=30,
+        )
 
     def queue_empty(self) -> bool:
         """Whether nothing is left in the queue."""
-        out = subprocess.run(["postqueue", "-c", str(self.config_dir), "-p"],
-                             capture_output=True, text=True, timeout=30)
+        out = subprocess.run(
+            ["postqueue", "-c", str(self.config_dir), "-p"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         return "Mail queue is empty" in out.stdout
 
     def delivered(self) -> list[Path]:
@@ -106,8 +117,10 @@ class PostfixInstance:
             if len(files) >= count:
                 return files
             time.sleep(0.1)
-        raise TimeoutError(f"{len(self.delivered())} of {count} delivered;\n"
-                           + self.log()[-3000:])
+        raise TimeoutError(
+            f"{len(self.delivered())} of {count} delivered;\n"
+            + self.log()[-3000:]
+        )
 
     def stop(self) -> None:
         """postfix stop."""
@@ -123,10 +136,16 @@ def render_snippets(filter_port: int, reinject_port: int) -> tuple[str, str]:
     return main, master
 
 
-def start_postfix(root: Path, filter_port: int, *, extra_main: str = "") -> PostfixInstance:
+def start_postfix(
+    root: Path, filter_port: int, *, extra_main: str = ""
+) -> PostfixInstance:
     """Create and start an instance whose content_filter is filter_port."""
-    etc, spool, data, mail = (root / "etc", root / "spool", root / "data",
-                              root / "mail")
+    etc, spool, data, mail = (
+        root / "etc",
+        root / "spool",
+        root / "data",
+        root / "mail",
+    )
     for d in (etc, spool, data, mail):
         d.mkdir(parents=True, exist_ok=True)
     # Postfix's own users must be able to reach their directories.
@@ -163,7 +182,7 @@ virtual_mailbox_maps = static:Maildir/
 virtual_uid_maps = static:{nobody.pw_uid}
 virtual_gid_maps = static:{nobody.pw_gid}
 virtual_minimum_uid = 1
-maillog_file = {root / 'postfix.log'}
+maillog_file = {root / "postfix.log"}
 maillog_file_prefixes = {root}
 smtputf8_enable = yes
 minimal_backoff_time = 1s
@@ -173,8 +192,9 @@ smtp_connect_timeout = 5s
 {main_snippet}
 {extra_main}
 """)
-    (etc / "master.cf").write_text(_SERVICES.format(smtp=f"127.0.0.1:{port}")
-                                   + master_snippet)
+    (etc / "master.cf").write_text(
+        _SERVICES.format(smtp=f"127.0.0.1:{port}") + master_snippet
+    )
     instance = PostfixInstance(root, port, filter_port, reinject)
     for args in (("check",), ("start",)):
         done = instance.postfix(*args)

@@ -1,0 +1,209 @@
+"""Verdicts end to end: Postfix -> mailfilter with real clamd and spamd."""
+
+from __future__ import annotations
+
+import io
+import re
+import smtplib
+import subprocess
+import sys
+import time
+import zipfile
+
+import pytest
+
+from tests.support.filter import REPO, start_filter
+from tests.support.ports import free_port
+from tests.support.postfix import start_postfix
+from tests.support.samples import eicar, gtube
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def scanned(tmp_path, clamd, spamd):
+    """A Postfix sandwich whose filter uses the real clamd and spamd."""
+    fport = free_port()
+    pf = start_postfix(tmp_path / "pf", fport)
+    mf = start_filter(
+        tmp_path / "f",
+        fport,
+        pf.reinject_port,
+        clamd=clamd.address,
+        spamd=spamd.address,
+    )
+    yield pf, mf, tmp_path / "f" / "quarantine"
+    mf.stop()
+    pf.stop()
+
+
+def msg(
+    subject: str, body: bytes, attachment: tuple[str, bytes] | None = None
+) -> bytes:
+    """A small MIME message, CRLF."""
+    head = (
+        f"From: a@example.org\r\nTo: u@example.com\r\nSubject: {subject}\r\n"
+        f"Message-ID: <{subject.replace(' ', '-')}@example.org>\r\nMIME-Version: 1.0\r\n"
+    ).encode()
+    if attachment is None:
+        return head + b"Content-Type: text/plain\r\n\r\n" + body + b"\r\n"
+    import base64
+
+    name, data = attachment
+    enc = base64.encodebytes(data).replace(b"\n", b"\r\n")
+    return (
+        head + b'Content-Type: multipart/mixed; boundary="b1"\r\n\r\n'
+        b"--b1\r\nContent-Type: text/plain\r\n\r\n" + body + b"\r\n"
+        b"--b1\r\nContent-Type: application/octet-stream\r\n"
+        b"Content-Transfer-Encoding: base64\r\n"
+        + f'Content-Disposition: attachment; filename="{name}"\r\n\r\n'.encode()
+        + enc
+        + b"--b1--\r\n"
+    )
+
+
+def send(port: int, data: bytes) -> None:
+    """Submit to Postfix."""
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as smtp:
+        smtp.sendmail("a@example.org", ["u@example.com"], data)
+
+
+def wait_log(mf, pattern: str, timeout: float = 60) -> str:
+    """Wait for a line matching pattern in mailfilter's log."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in mf.log().splitlines():
+            if re.search(pattern, line):
+                return line
+        time.sleep(0.1)
+    raise TimeoutError(f"{pattern!r} not in log:\n{mf.log()[-2000:]}")
+
+
+def test_virus_in_zip_is_discarded_and_quarantined(scanned):
+    """EICAR in a zip: 250 2.7.0 discarded to Postfix, a quarantine copy, nothing delivered."""
+    pf, mf, quarantine = scanned
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("docs/readme.txt", eicar())
+    send(pf.port, msg("virus", b"see zip", ("docs.zip", buf.getvalue())))
+    line = wait_log(
+        mf,
+        r"Blocked INFECTED \(Eicar-Test-Signature\.UNOFFICIAL\) \{DiscardedInbound,Quarantined\}",
+    )
+    mail_id = re.search(r"mail_id: (\S+),", line).group(1)
+    assert re.search(
+        r"status=sent \(250 2\.7\.0 Ok, discarded, id=\d+-\d+ - INFECTED: Eicar-Test-Signature\.UNOFFICIAL\)",
+        pf.log(),
+    )
+    assert [] == pf.delivered()
+    (qfile,) = (quarantine / "virus" / "new").iterdir()
+    assert f"X-Quarantine-ID: <{mail_id}>".encode() in qfile.read_bytes()
+
+
+def test_gtube_is_spam(scanned):
+    """GTUBE scores above kill level: discarded with amavis's `- spam` reply."""
+    pf, mf, _ = scanned
+    send(pf.port, msg("spam", gtube().encode()))
+    wait_log(
+        mf, r"\) Blocked SPAM \{DiscardedInbound,Quarantined\}.*Hits: \d{3}"
+    )
+    assert re.search(r"250 2\.7\.0 Ok, discarded, id=\S+ - spam\)", pf.log())
+
+
+def test_banned_double_extension(scanned):
+    """invoice.pdf.exe with a PE header is BANNED, as amavis logs it."""
+    pf, mf, _ = scanned
+    pe = (
+        b"MZ\x90\x00"
+        + b"\x00" * 56
+        + b"\x80\x00\x00\x00"
+        + b"\x00" * 64
+        + b"PE\x00\x00"
+        + b"\x00" * 300
+    )
+    send(pf.port, msg("banned", b"invoice", ("invoice.pdf.exe", pe)))
+    line = wait_log(mf, r"Blocked BANNED \(")
+    assert "invoice.pdf.exe" in line
+
+
+def test_clean_mail_gets_headers_and_passes(scanned):
+    """Clean mail passes with X-Virus-Scanned and the original body."""
+    pf, mf, _ = scanned
+    send(pf.port, msg("hello there", b"Just a friendly note."))
+    (path,) = pf.wait_delivered(1)
+    data = path.read_bytes()
+    assert b"X-Virus-Scanned: mailfilter at test.invalid" in data
+    assert data.endswith(b"Just a friendly note.\n")
+    wait_log(mf, r"Passed CLEAN \{RelayedInbound\}")
+
+
+def test_release_reinjects_quarantined_message(scanned):
+    """`mailfilter release MAIL_ID` delivers the quarantined copy via 10025."""
+    pf, mf, quarantine = scanned
+    send(pf.port, msg("spam", gtube().encode()))
+    line = wait_log(mf, r"Blocked SPAM")
+    mail_id = re.search(r"mail_id: (\S+),", line).group(1)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mailfilter",
+            "release",
+            mail_id,
+            "--quarantine",
+            str(quarantine),
+            "--forward",
+            f"127.0.0.1:{pf.reinject_port}",
+            "--log-to",
+            "stderr",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
+    assert 0 == done.returncode, done.stderr
+    (path,) = pf.wait_delivered(1)
+    assert gtube().encode() in path.read_bytes()
+
+
+def test_clamd_down_tempfails_and_spamd_down_passes(tmp_path, spamd):
+    """clamd unreachable: 4xx (deferred); spamd unreachable: passed with a note."""
+    fport = free_port()
+    pf = start_postfix(tmp_path / "pf", fport)
+    mf = start_filter(
+        tmp_path / "f",
+        fport,
+        pf.reinject_port,
+        clamd=f"unix:{tmp_path}/no-such.sock",
+        spamd="off",
+    )
+    try:
+        send(pf.port, msg("needs av", b"x"))
+        deadline = time.monotonic() + 30
+        while (
+            "status=deferred" not in pf.log() and time.monotonic() < deadline
+        ):
+            time.sleep(0.2)
+        assert re.search(
+            r"said: 451 4\.5\.0 Error in processing, id=\S+, check_mail FAILED: virus_scan FAILED",
+            pf.log(),
+        ), pf.log()[-1500:]
+        assert [] == pf.delivered()
+    finally:
+        mf.stop()
+    dead = free_port()
+    mf = start_filter(
+        tmp_path / "f2",
+        fport,
+        pf.reinject_port,
+        clamd="off",
+        spamd=f"127.0.0.1:{dead}",
+    )
+    try:
+        pf.flush()
+        (path,) = pf.wait_delivered(1)
+        assert b"X-Amavis-Alert: spam checks skipped" in path.read_bytes()
+    finally:
+        mf.stop()
+        pf.stop()
