@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shlex
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -64,6 +65,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--repeat", type=int, default=2, help="runs per topology")
     p.add_argument("--latency-messages", type=int, default=3000)
     p.add_argument("--big-mb", type=float, default=20.0)
+    p.add_argument("--big-repeat", type=int, default=3)
     p.add_argument("--policy", type=Path, default=None)
     p.add_argument(
         "--out", type=Path, default=stack.ROOT / "docs" / "bench-filter.md"
@@ -194,11 +196,10 @@ def report(
     args: argparse.Namespace,
     runs: list[SourceRun],
     lat: dict[str, driver.RunResult],
-    big: dict[str, BigRun],
+    big: list[tuple[str, BigRun]],
     info: str,
 ) -> str:
     """The markdown document."""
-    mb = 1024 * 1024
     lines = [
         "# Benchmark: mailfilter without scanners vs the loopback limit (issue 2)",
         "",
@@ -217,6 +218,16 @@ def report(
             "Source, filter and sink share the same cores."
         ),
         "",
+    ]
+    lines += throughput_section(runs)
+    lines += latency_section(args, lat)
+    lines += big_section(args, big)
+    return "\n".join(lines)
+
+
+def throughput_section(runs: list[SourceRun]) -> list[str]:
+    """smtp-source msg/s, T1/T0 and filter CPU per message."""
+    lines = [
         "## Throughput (smtp-source)",
         "",
         "| connection reuse | T0 msg/s | T1 msg/s | T1/T0 | target | met | filter CPU/msg |",
@@ -232,22 +243,31 @@ def report(
             f"{verdict(ratio >= TARGETS['ratio'])} | {cpu_ms:.3f} ms "
             f"({verdict(cpu_ms < TARGETS['cpu_ms'])} < {TARGETS['cpu_ms']} ms) |"
         )
+    all_runs = ", ".join(
+        f"{r.target}{'-d' if r.reuse else ''} {r.rate:,.0f}" for r in runs
+    )
+    lines += ["", f"All runs (msg/s): {all_runs}."]
     errors = [
         f"{r.target} reuse={r.reuse}: {r.error}" for r in runs if r.error
     ]
-    lines += ["", "All runs (msg/s): " + ", ".join(
-        f"{r.target}{'-d' if r.reuse else ''} {r.rate:,.0f}" for r in runs
-    )]  # fmt: skip
     if errors:
         lines += ["", "smtp-source errors:", "", *(f"- `{e}`" for e in errors)]
-    lines += [
+    return lines
+
+
+def latency_section(
+    args: argparse.Namespace, lat: dict[str, driver.RunResult]
+) -> list[str]:
+    """Driver latency percentiles for T0 and T1."""
+    lines = [
         "",
         "## Latency (asyncio driver, pipelined envelope, connection reuse)",
         "",
         (
-            f"{args.latency_messages} messages at concurrency {args.concurrency}. "
-            "Latency = MAIL sent to final reply. The driver is Python, so its "
-            "msg/s is lower than smtp-source's; use it for latency only."
+            f"{args.latency_messages} messages at concurrency {args.concurrency}"
+            " after a warm-up. Latency = MAIL sent to final reply. The driver "
+            "is Python, so its msg/s is lower than smtp-source's; use it for "
+            "latency only."
         ),
         "",
         "| target | msg/s | p50 ms | p95 ms | p99 ms | replies |",
@@ -260,9 +280,16 @@ def report(
             f"{dict(r.classes)} {dict(r.errors) or ''} |"
         )
     added = (lat["T1"].pct(99) - lat["T0"].pct(99)) * 1e3
-    lines += ["", f"Filter-added p99: {added:.2f} ms.", ""]
-    lines += [
-        f"## One big message (~{args.big_mb:g} MB)",
+    return [*lines, "", f"Filter-added p99: {added:.2f} ms.", ""]
+
+
+def big_section(
+    args: argparse.Namespace, big: list[tuple[str, BigRun]]
+) -> list[str]:
+    """One row per big-message run, then the targets for T1."""
+    mb = 1024 * 1024
+    lines = [
+        f"## One big message (~{args.big_mb:g} MB), {args.big_repeat} runs each",
         "",
         (
             "| target | size MB | MB/s | peak RSS (VmHWM) MB | RSS before MB | "
@@ -270,27 +297,31 @@ def report(
         ),
         "|---|---:|---:|---:|---:|---:|---|",
     ]
-    for name, b in big.items():
+    for name, b in big:
         hwm = f"{b.hwm / mb:.0f}" if b.hwm else "-"
         before = f"{b.rss_before / mb:.0f}" if b.rss_before else "-"
         lines.append(
             f"| {name} | {b.size / 1e6:.1f} | {b.mbps:.0f} | {hwm} | {before} | "
             f"{b.stall * 1e3:.1f} ({b.noops}) | `{b.reply[:80]}` |"
         )
-    b = big["T1"]
-    limit = 2 * b.size / mb + TARGETS["rss_extra_mb"]
-    lines += [
+    t1 = [b for name, b in big if name == "T1"]
+    mbps = statistics.median(b.mbps for b in t1)
+    hwm = max(b.hwm for b in t1) / mb
+    stall = max(b.stall for b in t1) * 1e3
+    limit = 2 * t1[0].size / mb + TARGETS["rss_extra_mb"]
+    return [
+        *lines,
         "",
         (
-            f"Targets for T1: >= {TARGETS['big_mbps']:.0f} MB/s: "
-            f"{verdict(b.mbps >= TARGETS['big_mbps'])}; peak RSS < "
-            f"{limit:.0f} MB (2 x size + 60): {verdict(b.hwm / mb < limit)}; "
-            f"no stall > {TARGETS['stall_ms']:.0f} ms: "
-            f"{verdict(b.stall * 1e3 <= TARGETS['stall_ms'])}."
+            f"Targets for T1: median {mbps:.0f} MB/s >= "
+            f"{TARGETS['big_mbps']:.0f}: {verdict(mbps >= TARGETS['big_mbps'])}"
+            f"; peak RSS {hwm:.0f} MB < {limit:.0f} MB (2 x size + 60): "
+            f"{verdict(hwm < limit)}; worst stall {stall:.0f} ms <= "
+            f"{TARGETS['stall_ms']:.0f} ms: "
+            f"{verdict(stall <= TARGETS['stall_ms'])}."
         ),
         "",
     ]
-    return "\n".join(lines)
 
 
 def smoke(filt: stack.Service) -> None:
@@ -332,10 +363,12 @@ def main(argv: list[str] | None = None) -> None:
         print("latency (driver):")
         lat = latency(args, sink, filt)
         size = int(args.big_mb * 1e6)
-        big = {
-            "T0": big_message(sink.port, 0, size),
-            "T1": big_message(filt.port, filt.pid, size),
-        }
+        print("big message:")
+        big = []
+        for _ in range(args.big_repeat):
+            big.append(("T0", big_message(sink.port, 0, size)))
+            big.append(("T1", big_message(filt.port, filt.pid, size)))
+            print(f"  T1 {big[-1][1].mbps:.0f} MB/s")
         text = report(args, runs, lat, big, info)
     finally:
         if filt is not None:

@@ -248,25 +248,22 @@ def _check(source: str, key: str, value: Any) -> Any:
 def _validate(source: str, values: dict[str, Any]) -> None:
     from mailfilter.addresses import parse_endpoint
 
-    for key in (
-        "forward",
-        *(f"listen[{i}]" for i in range(len(values["listen"]))),
-    ):
-        raw = (
-            values[key]
-            if key == "forward"
-            else values["listen"][int(key[7:-1])]
-        )
+    endpoints = [("forward", values["forward"], False)]
+    endpoints += [
+        (f"listen[{i}]", text, False) for i, text in enumerate(values["listen"])
+    ]
+    endpoints += [
+        (key, values[key], key == "clamd")
+        for key in ("clamd", "spamd")
+        if values[key] != "off"
+    ]
+    if values["metrics"]:
+        endpoints.append(("metrics", values["metrics"], False))
+    for key, text, unix_ok in endpoints:
         try:
-            parse_endpoint(raw)
+            parse_endpoint(text, unix_ok=unix_ok)
         except ValueError as exc:
             raise ConfigError(f"{source}: {key}: {exc}") from exc
-    for key in ("clamd", "spamd"):
-        if values[key] != "off":
-            try:
-                parse_endpoint(values[key], unix_ok=key == "clamd")
-            except ValueError as exc:
-                raise ConfigError(f"{source}: {key}: {exc}") from exc
     if values["log_to"] not in ("syslog", "stderr"):
         raise ConfigError(f"{source}: log_to: must be syslog or stderr")
     for key in ("max_connections", "max_recipients", "message_size_limit"):

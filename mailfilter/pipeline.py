@@ -17,8 +17,9 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from mailfilter import amavislog, headers, mailid, replies
+from mailfilter import amavislog, dsn, headers, mailid, replies
 from mailfilter.decide import decide
+from mailfilter.envelope import Recipient
 from mailfilter.reinject import DownstreamError, Reply
 from mailfilter.verdict import (
     Action,
@@ -32,7 +33,7 @@ from mailfilter.wire import has_bare_line_ends, normalise_line_ends
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from mailfilter.envelope import Envelope, Recipient
+    from mailfilter.envelope import Envelope
     from mailfilter.metrics import MetricsSink
     from mailfilter.policy import Policy
     from mailfilter.quarantine import Quarantine
@@ -135,7 +136,47 @@ class Pipeline:
         ]
         if envelope.lmtp:
             return per_rcpt
-        return [one_response_for_all(per_rcpt, log_id)]
+        reply = one_response_for_all(per_rcpt, log_id)
+        if reply.startswith("2"):
+            await self._bounce(ctx, job, per_rcpt)
+        return [reply]
+
+    async def _bounce(
+        self, ctx: Context, job: _Job, per_rcpt: list[str]
+    ) -> None:
+        """Mixed outcome under SMTP: report refused recipients ourselves."""
+        envelope = job.envelope
+        failed = [
+            (rcpt, Reply(int(text[:3]), text[4:]))
+            for rcpt, text in zip(envelope.recipients, per_rcpt, strict=True)
+            if text.startswith("5") and dsn.wanted(envelope, rcpt)
+        ]
+        if not failed:
+            return
+        notice = dsn.build(
+            envelope, failed, reporting_mta=ctx.myhostname, mail_id=job.mail_id
+        )
+        try:
+            async with asyncio.timeout(ctx.forward_timeout):
+                await ctx.downstream.deliver(
+                    "", (Recipient(envelope.sender),), notice
+                )
+        except (DownstreamError, TimeoutError) as exc:
+            # The others are delivered already: a 4xx now would duplicate
+            # them. Say it loudly instead.
+            log.error(  # noqa: TRY400 - a known failure, no traceback
+                "(%s) (!!)DSN to <%s> failed: %s",
+                job.log_id,
+                envelope.sender,
+                exc,
+            )
+            return
+        log.info(
+            "(%s) DSN sent to <%s> for %d refused recipient(s)",
+            job.log_id,
+            envelope.sender,
+            len(failed),
+        )
 
     async def _scan(self, ctx: Context, content: bytes) -> list[ScanResult]:
         async def one(scanner: Scanner) -> ScanResult:

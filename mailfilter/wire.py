@@ -25,7 +25,7 @@ def unstuff(data: bytes) -> bytes:
 
 def dot_stuff(data: bytes) -> bytes:
     """Add dot-stuffing and make sure the data ends with CRLF."""
-    if not data.endswith(b"\r\n"):
+    if data and not data.endswith(b"\r\n"):
         data += b"\r\n"
     if b"\r\n." in data:
         data = data.replace(b"\r\n.", b"\r\n..")

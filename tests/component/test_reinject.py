@@ -231,3 +231,30 @@ async def test_lmtp_input_gets_one_reply_per_recipient(tmp_path):
     assert answers[0].startswith("250 2.0.0 from MTA(lmtp:")
     assert answers[1].startswith("550 5.1.1")
     assert answers[2].startswith("250 2.0.0 from MTA(lmtp:")
+
+
+async def test_mixed_downstream_refusal_sends_a_dsn(tmp_path):
+    """SMTP input, one recipient refused downstream: the others are delivered
+    and the sender gets a DSN for the refused one (never a silent loss)."""
+    s = await make_stack(tmp_path, FakeMTA(errors={"rcpt:v@example.com": "550 5.1.1 no such user"}))
+    client, _ = await Client.connect(s.port)
+    await client.cmd("EHLO postfix.test")
+    await client.cmd("MAIL FROM:<a@example.org> ENVID=E1")
+    await client.cmd("RCPT TO:<u@example.com>")
+    await client.cmd("RCPT TO:<v@example.com> ORCPT=rfc822;v@example.com")
+    await client.cmd("DATA")
+    client.writer.write(b"Subject: x\r\nMessage-ID: <mixed@x>\r\n\r\nx\r\n.\r\n")
+    reply = await client.reply()
+    await client.close()
+    await s.service.shutdown()
+    await s.mta.stop()
+    assert reply.startswith("250 2.0.0 from MTA(")
+    assert reply.endswith(", but 1 REJECT")
+    message, notice = s.mta.transactions
+    assert ["u@example.com"] == message.recipients
+    assert "" == notice.sender
+    assert ["a@example.org"] == notice.recipients
+    assert b"Final-Recipient: rfc822; v@example.com" in notice.data
+    assert b"Status: 5.1.1" in notice.data
+    assert b"Original-Envelope-Id: E1" in notice.data
+    assert b"Message-ID: <mixed@x>" in notice.data
