@@ -250,7 +250,8 @@ def _validate(source: str, values: dict[str, Any]) -> None:
 
     endpoints = [("forward", values["forward"], False)]
     endpoints += [
-        (f"listen[{i}]", text, False) for i, text in enumerate(values["listen"])
+        (f"listen[{i}]", text, False)
+        for i, text in enumerate(values["listen"])
     ]
     endpoints += [
         (key, values[key], key == "clamd")

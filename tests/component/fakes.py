@@ -4,7 +4,7 @@ It supports PIPELINING (replies are computed per command, so pipelined
 input works), records each transaction's raw bytes, and takes an error
 queue, like Mailman's testing MTA: each entry is (phase, action) where
 phase is "connect", "mail", "rcpt:<addr>", "data", "dot" and action is a
-reply line, "hang" or "drop".
+reply line, "hang", "drop" or "delay:<seconds>" (then carry on).
 """
 
 from __future__ import annotations
@@ -78,6 +78,9 @@ class FakeMTA:
             return False
         if action == "hang":
             await asyncio.sleep(3600)
+        if action.startswith("delay:"):
+            await asyncio.sleep(float(action[6:]))
+            return False
         if action == "drop":
             writer.close()
             return True

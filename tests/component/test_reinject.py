@@ -236,14 +236,19 @@ async def test_lmtp_input_gets_one_reply_per_recipient(tmp_path):
 async def test_mixed_downstream_refusal_sends_a_dsn(tmp_path):
     """SMTP input, one recipient refused downstream: the others are delivered
     and the sender gets a DSN for the refused one (never a silent loss)."""
-    s = await make_stack(tmp_path, FakeMTA(errors={"rcpt:v@example.com": "550 5.1.1 no such user"}))
+    s = await make_stack(
+        tmp_path,
+        FakeMTA(errors={"rcpt:v@example.com": "550 5.1.1 no such user"}),
+    )
     client, _ = await Client.connect(s.port)
     await client.cmd("EHLO postfix.test")
     await client.cmd("MAIL FROM:<a@example.org> ENVID=E1")
     await client.cmd("RCPT TO:<u@example.com>")
     await client.cmd("RCPT TO:<v@example.com> ORCPT=rfc822;v@example.com")
     await client.cmd("DATA")
-    client.writer.write(b"Subject: x\r\nMessage-ID: <mixed@x>\r\n\r\nx\r\n.\r\n")
+    client.writer.write(
+        b"Subject: x\r\nMessage-ID: <mixed@x>\r\n\r\nx\r\n.\r\n"
+    )
     reply = await client.reply()
     await client.close()
     await s.service.shutdown()

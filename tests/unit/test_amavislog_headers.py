@@ -19,26 +19,68 @@ from mailfilter.verdict import Action, Decision, SpamReport, Verdict
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden"
 
 BASE = amavislog.Summary(
-    log_id="01234-01", passed=True, category="CLEAN", actions=["RelayedInbound"],
-    client_addr="198.51.100.7", client_port="40112", sender="a@example.org",
-    recipients=["u@example.com"], queue_id="4ABCD123", message_id="<m1@example.org>",
-    mail_id="tz4Zh_sTWo5N", hits=0.1, size=1234, elapsed_ms=321, queued_as=["5DEF01"],
+    log_id="01234-01",
+    passed=True,
+    category="CLEAN",
+    actions=["RelayedInbound"],
+    client_addr="198.51.100.7",
+    client_port="40112",
+    sender="a@example.org",
+    recipients=["u@example.com"],
+    queue_id="4ABCD123",
+    message_id="<m1@example.org>",
+    mail_id="tz4Zh_sTWo5N",
+    hits=0.1,
+    size=1234,
+    elapsed_ms=321,
+    queued_as=["5DEF01"],
 )
 CASES = {
     "clean": BASE,
-    "virus": replace(BASE, passed=False, category="INFECTED (Eicar-Test-Signature.UNOFFICIAL)",
-                     actions=["DiscardedInbound", "Quarantined"], quarantine="virus/new/1.M2P3",
-                     hits=None, queued_as=[]),
-    "banned": replace(BASE, passed=False,
-                      category="BANNED (application/x-msdownload,.exe,.exe-ms,a.exe)",
-                      actions=["DiscardedInbound", "Quarantined"], queued_as=[]),
-    "spam": replace(BASE, passed=False, category="SPAM", hits=1000.0,
-                    actions=["DiscardedInbound", "Quarantined"], queued_as=[]),
-    "mta-blocked": replace(BASE, passed=False, category="MTA-BLOCKED",
-                           actions=["TempFailedInbound"], queued_as=[], client_addr=None),
-    "null-sender-many": replace(BASE, sender="", recipients=["a@x", "b@x", "c@x"], queue_id=None,
-                                message_id=""),
-    "hostile": replace(BASE, sender="evil\r\nInjected: yes@x", message_id="<" + "m" * 300 + ">"),
+    "virus": replace(
+        BASE,
+        passed=False,
+        category="INFECTED (Eicar-Test-Signature.UNOFFICIAL)",
+        actions=["DiscardedInbound", "Quarantined"],
+        quarantine="virus/new/1.M2P3",
+        hits=None,
+        queued_as=[],
+    ),
+    "banned": replace(
+        BASE,
+        passed=False,
+        category="BANNED (application/x-msdownload,.exe,.exe-ms,a.exe)",
+        actions=["DiscardedInbound", "Quarantined"],
+        queued_as=[],
+    ),
+    "spam": replace(
+        BASE,
+        passed=False,
+        category="SPAM",
+        hits=1000.0,
+        actions=["DiscardedInbound", "Quarantined"],
+        queued_as=[],
+    ),
+    "mta-blocked": replace(
+        BASE,
+        passed=False,
+        category="MTA-BLOCKED",
+        actions=["TempFailedInbound"],
+        queued_as=[],
+        client_addr=None,
+    ),
+    "null-sender-many": replace(
+        BASE,
+        sender="",
+        recipients=["a@x", "b@x", "c@x"],
+        queue_id=None,
+        message_id="",
+    ),
+    "hostile": replace(
+        BASE,
+        sender="evil\r\nInjected: yes@x",
+        message_id="<" + "m" * 300 + ">",
+    ),
 }
 
 
@@ -52,7 +94,9 @@ def check_golden(name: str, text: str) -> None:
 
 def test_log_lines_match_golden():
     """Each Summary renders exactly the amavis line recorded in the golden file."""
-    text = "".join(f"{name}: {summary.line()}\n" for name, summary in CASES.items())
+    text = "".join(
+        f"{name}: {summary.line()}\n" for name, summary in CASES.items()
+    )
     check_golden("amavis-lines.txt", text)
 
 
@@ -82,11 +126,27 @@ def test_mailgraph_patterns_classify_our_lines():
 
 def test_spam_header_fields_match_golden():
     """X-Spam-* fields in amavis format, folded at 78 columns."""
-    report = SpamReport(7.3, 5.0, (("MISSING_DATE", 2.739), ("BAYES_99", 3.5), ("HTML_MESSAGE", 0.001),
-                                   ("DKIM_VALID", -0.1)))
-    decision = Decision(Verdict.SPAMMY, Action.PASS, spam_headers=True, spam_flag=True,
-                        tag_level=2.0, tag2_level=6.31)
-    fields = b"".join(headers.fold(n, v) for n, v in headers.spam_fields(report, decision))
+    report = SpamReport(
+        7.3,
+        5.0,
+        (
+            ("MISSING_DATE", 2.739),
+            ("BAYES_99", 3.5),
+            ("HTML_MESSAGE", 0.001),
+            ("DKIM_VALID", -0.1),
+        ),
+    )
+    decision = Decision(
+        Verdict.SPAMMY,
+        Action.PASS,
+        spam_headers=True,
+        spam_flag=True,
+        tag_level=2.0,
+        tag2_level=6.31,
+    )
+    fields = b"".join(
+        headers.fold(n, v) for n, v in headers.spam_fields(report, decision)
+    )
     check_golden("spam-headers.txt", fields.decode().replace("\r\n", "\n"))
 
 
@@ -100,10 +160,14 @@ def test_score_text():
 
 def test_edit_strips_forged_spam_fields_and_tags_subject():
     """A sender's own X-Spam-Flag goes, the Subject gets the tag once, the body is untouched."""
-    msg = (b"X-Spam-Flag: NO\r\nSubject: hello\r\nX-Spam-Status: No,\r\n tests=none\r\n"
-           b"From: a@b\r\n\r\nX-Spam-Flag: body text stays\r\n")
+    msg = (
+        b"X-Spam-Flag: NO\r\nSubject: hello\r\nX-Spam-Status: No,\r\n tests=none\r\n"
+        b"From: a@b\r\n\r\nX-Spam-Flag: body text stays\r\n"
+    )
     out = headers.edit(msg, strip_spam=True, subject_tag="***SPAM*** ")
-    assert (b"Subject: ***SPAM*** hello\r\nFrom: a@b\r\n\r\nX-Spam-Flag: body text stays\r\n") == out
+    assert (
+        b"Subject: ***SPAM*** hello\r\nFrom: a@b\r\n\r\nX-Spam-Flag: body text stays\r\n"
+    ) == out
     assert out == headers.edit(out, strip_spam=True, subject_tag="***SPAM*** ")
 
 
@@ -116,14 +180,32 @@ def test_edit_without_changes_returns_same_object():
 @pytest.mark.parametrize(
     ("per_rcpt", "expected"),
     [
-        (["250 2.0.0 from MTA(x): 250 ok", "451 4.3.0 later"], "451 4.3.0 later"),
-        (["250 2.7.0 Ok, discarded, id=1 - spam"] * 2, "250 2.7.0 Ok, discarded, id=1 - spam"),
-        (["250 2.7.0 Ok, discarded, id=1 - spam", "554 5.7.0 Reject, id=1 - spam"],
-         "554 5.7.0 Reject, id=1 - spam"),
-        (["250 2.0.0 from MTA(x): 250 ok", "250 2.7.0 Ok, discarded, id=1 - spam"],
-         "250 2.0.0 from MTA(x): 250 ok, but 1 DISCARD"),
-        (["250 2.0.0 from MTA(x): 250 ok", "554 5.7.0 Reject, id=1 - spam"],
-         "250 2.0.0 from MTA(x): 250 ok, but 1 REJECT"),
+        (
+            ["250 2.0.0 from MTA(x): 250 ok", "451 4.3.0 later"],
+            "451 4.3.0 later",
+        ),
+        (
+            ["250 2.7.0 Ok, discarded, id=1 - spam"] * 2,
+            "250 2.7.0 Ok, discarded, id=1 - spam",
+        ),
+        (
+            [
+                "250 2.7.0 Ok, discarded, id=1 - spam",
+                "554 5.7.0 Reject, id=1 - spam",
+            ],
+            "554 5.7.0 Reject, id=1 - spam",
+        ),
+        (
+            [
+                "250 2.0.0 from MTA(x): 250 ok",
+                "250 2.7.0 Ok, discarded, id=1 - spam",
+            ],
+            "250 2.0.0 from MTA(x): 250 ok, but 1 DISCARD",
+        ),
+        (
+            ["250 2.0.0 from MTA(x): 250 ok", "554 5.7.0 Reject, id=1 - spam"],
+            "250 2.0.0 from MTA(x): 250 ok, but 1 REJECT",
+        ),
     ],
 )
 def test_one_response_for_all(per_rcpt, expected):
@@ -137,5 +219,14 @@ def test_reply_constants_have_enhanced_codes():
 
     for name in dir(replies):
         value = getattr(replies, name)
-        if name.isupper() and isinstance(value, str) and re.match(r"^[245]\d\d ", value):
-            assert re.match(r"^[245]\d\d [245]\.\d+\.\d+ |^2[25]0 \[|^250 \{", value) or "{" in value[:8], name
+        if (
+            name.isupper()
+            and isinstance(value, str)
+            and re.match(r"^[245]\d\d ", value)
+        ):
+            assert (
+                re.match(
+                    r"^[245]\d\d [245]\.\d+\.\d+ |^2[25]0 \[|^250 \{", value
+                )
+                or "{" in value[:8]
+            ), name

@@ -14,14 +14,20 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_shipped_example_is_generated_from_the_table():
     """deploy/mailfilter.toml is exactly `mailfilter show-config --example`."""
-    assert config.example() + "\n" == (REPO / "deploy/mailfilter.toml").read_text()
+    assert (
+        config.example() + "\n"
+        == (REPO / "deploy/mailfilter.toml").read_text()
+    )
 
 
 def test_shipped_example_loads_to_the_defaults():
     """Loading the example gives the same values as no file at all."""
     from_file = config.load(str(REPO / "deploy/mailfilter.toml"))
     defaults = config.load(None)
-    assert config.show(defaults).splitlines()[1:] == config.show(from_file).splitlines()[1:]
+    assert (
+        config.show(defaults).splitlines()[1:]
+        == config.show(from_file).splitlines()[1:]
+    )
 
 
 def test_every_setting_has_a_flag_and_a_field():
@@ -44,12 +50,18 @@ def test_flags_override_the_file(tmp_path):
     ("text", "message"),
     [
         ("colour = 1\n", "colour: unknown setting"),
-        ('max_connections = "ten"\n', "max_connections: expected int, got str"),
+        (
+            'max_connections = "ten"\n',
+            "max_connections: expected int, got str",
+        ),
         ('forward = "nowhere"\n', "forward: 'nowhere': expected HOST:PORT"),
         ('listen = ["127.0.0.1:10024", "x"]\n', "listen[1]:"),
         ('clamd = "unix:relative"\n', "clamd:"),
         ('log_to = "file"\n', "log_to: must be syslog or stderr"),
-        ("scan_timeout = 400\nforward_timeout = 300\n", "smtp_data_done_timeout"),
+        (
+            "scan_timeout = 400\nforward_timeout = 300\n",
+            "smtp_data_done_timeout",
+        ),
         ("max_connections = [\n", "mf.toml"),
     ],
 )

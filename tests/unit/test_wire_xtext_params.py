@@ -22,7 +22,14 @@ def test_unstuff_removes_one_leading_dot_per_line():
     assert b"x\r\n" == unstuff(b".x\r\n")
 
 
-@given(st.lists(st.binary(max_size=40).filter(lambda b: b"\r" not in b and b"\n" not in b), max_size=20))
+@given(
+    st.lists(
+        st.binary(max_size=40).filter(
+            lambda b: b"\r" not in b and b"\n" not in b
+        ),
+        max_size=20,
+    )
+)
 def test_stuff_then_unstuff_is_identity(lines):
     """dot_stuff and unstuff are inverse on CRLF-terminated text."""
     data = b"".join(line + b"\r\n" for line in lines)
@@ -46,7 +53,13 @@ def test_bare_line_ends_detected_and_normalised():
 
 @pytest.mark.parametrize(
     ("encoded", "decoded"),
-    [("abc", "abc"), ("a+2Bb", "a+b"), ("a+3Db", "a=b"), ("+20x", " x"), ("a+zz", "a+zz")],
+    [
+        ("abc", "abc"),
+        ("a+2Bb", "a+b"),
+        ("a+3Db", "a=b"),
+        ("+20x", " x"),
+        ("a+zz", "a+zz"),
+    ],
 )
 def test_xtext_decode(encoded, decoded):
     """+XX escapes decode; a malformed + stays as it is."""
@@ -59,16 +72,25 @@ def test_xtext_round_trip(text):
     enc = xtext.encode(text)
     assert all(33 <= ord(c) <= 126 for c in enc)
     assert "=" not in enc
-    assert text.encode("utf-8", "surrogateescape") == xtext.decode(enc).encode("latin-1")
+    assert text.encode("utf-8", "surrogateescape") == xtext.decode(enc).encode(
+        "latin-1"
+    )
 
 
 def test_split_address_null_sender_and_params():
     """MAIL FROM:<> gives the empty sender and its parameters."""
-    assert ("", ["SIZE=10"]) == smtpparams.split_address("FROM:<> SIZE=10", "FROM:")
-    assert ('"a b"@c', []) == smtpparams.split_address('FROM:<"a b"@c>', "FROM:")
+    assert ("", ["SIZE=10"]) == smtpparams.split_address(
+        "FROM:<> SIZE=10", "FROM:"
+    )
+    assert ('"a b"@c', []) == smtpparams.split_address(
+        'FROM:<"a b"@c>', "FROM:"
+    )
 
 
-@pytest.mark.parametrize("bad", ["FROM:<a\r@b>", "FROM:<a\x00b@c>", "FROM:<a<b@c>", "FROM:<unterminated"])
+@pytest.mark.parametrize(
+    "bad",
+    ["FROM:<a\r@b>", "FROM:<a\x00b@c>", "FROM:<a<b@c>", "FROM:<unterminated"],
+)
 def test_split_address_refuses_unsafe_addresses(bad):
     """Control characters and stray brackets never reach the downstream command line."""
     with pytest.raises(smtpparams.ParamError):
@@ -77,7 +99,16 @@ def test_split_address_refuses_unsafe_addresses(bad):
 
 def test_parse_mail_all_parameters():
     """SIZE, BODY, SMTPUTF8, RET and ENVID are parsed; AUTH is ignored."""
-    params = smtpparams.parse_mail(["SIZE=123", "BODY=8bitmime", "SMTPUTF8", "RET=hdrs", "ENVID=x+2B", "AUTH=<>"])
+    params = smtpparams.parse_mail(
+        [
+            "SIZE=123",
+            "BODY=8bitmime",
+            "SMTPUTF8",
+            "RET=hdrs",
+            "ENVID=x+2B",
+            "AUTH=<>",
+        ]
+    )
     assert MailParams(123, "8BITMIME", True, "HDRS", "x+2B") == params
 
 
@@ -100,8 +131,11 @@ def test_parse_mail_errors(param, reply):
 
 def test_parse_rcpt_notify_and_orcpt():
     """NOTIFY and ORCPT are kept; NEVER may not be combined."""
-    assert Recipient("u@x", "SUCCESS,DELAY", "rfc822;u@x") == smtpparams.parse_rcpt(
-        "u@x", ["NOTIFY=success,delay", "ORCPT=rfc822;u@x"])
+    assert Recipient(
+        "u@x", "SUCCESS,DELAY", "rfc822;u@x"
+    ) == smtpparams.parse_rcpt(
+        "u@x", ["NOTIFY=success,delay", "ORCPT=rfc822;u@x"]
+    )
     with pytest.raises(smtpparams.ParamError):
         smtpparams.parse_rcpt("u@x", ["NOTIFY=NEVER,SUCCESS"])
     with pytest.raises(smtpparams.ParamError):
@@ -113,10 +147,17 @@ def test_parse_rcpt_notify_and_orcpt():
 
 def test_parse_xforward():
     """XFORWARD values are xtext-decoded and [UNAVAILABLE] becomes None."""
-    assert {"NAME": None, "ADDR": "192.0.2.1", "HELO": "a b"} == smtpparams.parse_xforward(
-        "NAME=[UNAVAILABLE] ADDR=192.0.2.1 HELO=a+20b")
+    assert {
+        "NAME": None,
+        "ADDR": "192.0.2.1",
+        "HELO": "a b",
+    } == smtpparams.parse_xforward(
+        "NAME=[UNAVAILABLE] ADDR=192.0.2.1 HELO=a+20b"
+    )
     with pytest.raises(smtpparams.ParamError) as info:
         smtpparams.parse_xforward("COLOR=red")
-    assert replies.XFORWARD_BAD_ATTR.format(attr="COLOR=red") == info.value.reply
+    assert (
+        replies.XFORWARD_BAD_ATTR.format(attr="COLOR=red") == info.value.reply
+    )
     with pytest.raises(smtpparams.ParamError):
         smtpparams.parse_xforward("NAME")
