@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import shutil
+import os
 import subprocess
 import sys
 import tempfile
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
     from mailfilter.config import Config
     from mailfilter.pipeline import Context
+    from mailfilter.scanners import Scanner
 
 _EICAR = (
     r"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STAN"
@@ -133,7 +134,7 @@ async def run(config: Config, *, quick: bool, as_json: bool) -> int:
     if context is not None:
         steps += [lambda: _clamd(context), lambda: _spamd(context)]
     if not quick:
-        steps += [lambda: _writable(config), lambda: _postfix(config)]
+        steps += [lambda: _writable(config), lambda: _postfix(config, context)]
         if context is not None:
             steps.append(lambda: _pipeline(context))
     for found in await asyncio.gather(*(step() for step in steps)):
@@ -362,68 +363,75 @@ async def _writable(config: Config) -> list[Check]:
     return out
 
 
-async def _postfix(config: Config) -> list[Check]:
-    postconf = shutil.which("postconf") or "/usr/sbin/postconf"
-    if not Path(postconf).exists():
-        return [
-            Check("postfix recipe", True, "postconf not installed; skipped")
-        ]
-    cfgdir = _postfix_dir()
-    args = [postconf] + (["-c", cfgdir] if cfgdir else [])
+async def _postfix(config: Config, context: Context | None) -> list[Check]:
+    from mailfilter import postfixcheck
+
     try:
-        main = await asyncio.to_thread(
-            _run, [*args, "-h", "content_filter", "smtp_data_done_timeout"]
+        main, master, overrides = await asyncio.to_thread(
+            postfixcheck.read, os.environ.get("MAIL_CONFIG")
         )
-        master = await asyncio.to_thread(_run, [*args, "-M"])
     except (OSError, subprocess.SubprocessError) as exc:
         return [
             Check("postfix recipe", True, f"not readable ({exc}); skipped")
         ]
-    lines = [*main.splitlines(), "", ""]
-    content_filter, timeout = lines[0], lines[1]
-    listen = config.listen[0].removeprefix("lmtp:")
-    forward_port = config.forward.rsplit(":", 1)[-1]
-    has_forward = any(
-        line.startswith(f"127.0.0.1:{forward_port} ")
-        for line in master.splitlines()
-    )
-    seconds = int("".join(ch for ch in timeout if ch.isdigit()) or 0)
+    port = int(config.listen[0].rsplit(":", 1)[-1])
+    forward_port = int(config.forward.rsplit(":", 1)[-1])
+    r = postfixcheck.recipe(main, master, overrides, forward_port)
     budget = config.scan_timeout + config.forward_timeout
-    return [
+    feed = r.transport.maxproc if r.transport else 0
+    checks = [
         Check(
             "postfix content_filter",
-            listen.split(":")[-1] in content_filter,
-            content_filter or "(unset)",
-            f"content_filter = scan:[127.0.0.1]:{listen.split(':')[-1]}",
+            r.content_filter.endswith(f":{port}"),
+            r.content_filter or "(unset)",
+            f"content_filter = scan:[127.0.0.1]:{port} (main.cf.snippet)",
         ),
         Check(
             "postfix 10025 listener",
-            has_forward,
-            f"127.0.0.1:{forward_port} in master.cf"
-            if has_forward
-            else "missing",
-            "add deploy/postfix/master.cf.snippet",
+            r.listener is not None,
+            r.listener.name if r.listener else "missing",
+            "add deploy/postfix/master.cf.snippet and `postfix reload`",
         ),
         Check(
-            "smtp_data_done_timeout",
-            seconds > budget,
-            f"{timeout} vs our budget {budget:.0f}s",
+            "data_done_timeout",
+            r.data_done_timeout > budget,
+            f"{r.data_done_timeout}s vs our budget {budget:.0f}s",
             "raise smtp_data_done_timeout or lower scan/forward timeouts",
         ),
+        Check(
+            "maxproc vs max_connections",
+            0 < feed <= config.max_connections,
+            f"{feed} <= {config.max_connections}",
+            "lower the scan transport's maxproc or raise max_connections",
+        ),
     ]
+    if r.listener is not None:
+        checks.append(
+            Check(
+                "10025 maxproc",
+                r.listener.maxproc >= feed,
+                f"{r.listener.maxproc} >= {feed}",
+                "raise the 10025 listener's maxproc in master.cf",
+            )
+        )
+    clamav = _scanner(context, "clamav")
+    threads = await clamav.threads() if clamav is not None else None  # type: ignore[attr-defined]
+    if threads is not None:
+        checks.append(
+            Check(
+                "clamd MaxThreads",
+                threads >= feed,
+                f"{threads} >= {feed}",
+                "raise MaxThreads in clamd.conf",
+            )
+        )
+    return checks
 
 
-def _postfix_dir() -> str | None:
-    import os
-
-    return os.environ.get("MAIL_CONFIG")
-
-
-def _run(argv: list[str]) -> str:
-    done = subprocess.run(
-        argv, capture_output=True, text=True, timeout=10, check=True
-    )
-    return done.stdout
+def _scanner(context: Context | None, name: str) -> Scanner | None:
+    if context is None:
+        return None
+    return next((s for s in context.scanners if s.name == name), None)
 
 
 async def _pipeline(context: Context) -> list[Check]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -89,6 +90,18 @@ class ClamAV:
             return str(client.version())
 
         return await loop.run_in_executor(self._pool, check)
+
+    async def threads(self) -> int | None:
+        """clamd's MaxThreads, from STATS (`THREADS: live 1 idle 0 max 16`)."""
+        loop = asyncio.get_running_loop()
+        try:
+            stats = await loop.run_in_executor(
+                self._pool, lambda: str(self._client().stats())
+            )
+        except Exception:
+            return None
+        match = re.search(r"THREADS:.*\bmax (\d+)", stats)
+        return int(match.group(1)) if match else None
 
     async def aclose(self) -> None:
         """Stop the thread pool."""
