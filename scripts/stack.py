@@ -23,9 +23,8 @@ sys.path.insert(0, str(REPO))
 import contextlib
 
 from tests.support import daemons
-from tests.support.filter import start_filter
-from tests.support.ports import free_port
-from tests.support.postfix import PostfixInstance, start_postfix
+from tests.support.filter import start_sandwich
+from tests.support.postfix import PostfixInstance
 
 STATE = REPO / ".stack"
 
@@ -36,15 +35,10 @@ def up() -> int:
     STATE.mkdir(exist_ok=True)
     clamd = daemons.start_clamd(STATE / "clamd")
     spamd = daemons.start_spamd(STATE / "spamd", children=2)
-    fport = free_port()
-    postfix = start_postfix(STATE / "postfix", fport)
-    flt = start_filter(
-        STATE / "filter",
-        fport,
-        postfix.reinject_port,
-        clamd=clamd.address,
-        spamd=spamd.address,
+    postfix, flt = start_sandwich(
+        STATE, clamd=clamd.address, spamd=spamd.address
     )
+    fport = int(flt.args[flt.args.index("--listen") + 1].rsplit(":", 1)[1])
     state = {
         "pids": [clamd.proc.pid, spamd.proc.pid, flt.proc.pid],
         "postfix_config": str(postfix.config_dir),

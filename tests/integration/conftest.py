@@ -12,9 +12,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.support import daemons
-from tests.support.filter import FilterProcess, start_filter
-from tests.support.ports import free_port
-from tests.support.postfix import POSTFIX, PostfixInstance, start_postfix
+from tests.support.filter import FilterProcess, start_sandwich
+from tests.support.postfix import POSTFIX, PostfixInstance
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -56,9 +55,19 @@ def sandwich(
 ) -> Iterator[tuple[PostfixInstance, FilterProcess]]:
     """Postfix -> mailfilter (scanners off) -> Postfix 10025 -> Maildir."""
     need_postfix()
-    fport = free_port()
-    pf = start_postfix(tmp_path / "postfix", fport)
-    mf = start_filter(tmp_path / "filter", fport, pf.reinject_port)
+    pf, mf = start_sandwich(tmp_path)
+    yield pf, mf
+    mf.stop()
+    pf.stop()
+
+
+@pytest.fixture
+def scanned_sandwich(
+    tmp_path: Path, clamd: daemons.Daemon, spamd: daemons.Daemon
+) -> Iterator[tuple[PostfixInstance, FilterProcess]]:
+    """The same sandwich, its filter using the real clamd and spamd."""
+    need_postfix()
+    pf, mf = start_sandwich(tmp_path, clamd=clamd.address, spamd=spamd.address)
     yield pf, mf
     mf.stop()
     pf.stop()

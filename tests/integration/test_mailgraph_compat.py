@@ -43,62 +43,12 @@ pytestmark = [
 
 def sample_lines() -> list[str]:
     """One line per verdict, made by mailfilter.amavislog, in syslog format."""
-    from dataclasses import replace
+    from tests.support.loglines import CASES, SPAMMY
 
-    from mailfilter.amavislog import Summary
-
-    base = Summary(
-        log_id="01234-01",
-        passed=True,
-        category="CLEAN",
-        actions=["RelayedInbound"],
-        client_addr="198.51.100.7",
-        client_port="40112",
-        sender="a@example.org",
-        recipients=["u@example.com"],
-        queue_id="4ABCD123",
-        message_id="<m1@example.org>",
-        mail_id="tz4Zh_sTWo5N",
-        hits=0.1,
-        size=1234,
-        elapsed_ms=321,
-        queued_as=["5DEF01"],
-    )
-    blocked = {
-        "passed": False,
-        "actions": ["DiscardedInbound", "Quarantined"],
-        "queued_as": [],
-    }
-    summaries = [
-        base,
-        replace(
-            base,
-            log_id="01234-02",
-            hits=None,
-            category="INFECTED (Eicar-Signature.UNOFFICIAL)",
-            **blocked,
-        ),
-        replace(
-            base,
-            log_id="01234-03",
-            hits=None,
-            category="BANNED (application/x-msdownload,.exe,.exe-ms,a.exe)",
-            **blocked,
-        ),
-        replace(
-            base, log_id="01234-04", hits=12.345, category="SPAM", **blocked
-        ),
-        replace(
-            base,
-            log_id="01234-05",
-            hits=6.2,
-            category="SPAMMY",
-            actions=["RelayedTaggedInbound"],
-        ),
-    ]
+    summaries = [CASES[k] for k in ("clean", "virus", "banned", "spam")]
     return [
         f"Nov 27 12:00:0{i} mx1 amavis[1234]: {s.line()}"
-        for i, s in enumerate(summaries, 1)
+        for i, s in enumerate([*summaries, SPAMMY], 1)
     ]
 
 

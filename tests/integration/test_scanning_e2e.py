@@ -21,20 +21,10 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def scanned(tmp_path, clamd, spamd):
-    """A Postfix sandwich whose filter uses the real clamd and spamd."""
-    fport = free_port()
-    pf = start_postfix(tmp_path / "pf", fport)
-    mf = start_filter(
-        tmp_path / "f",
-        fport,
-        pf.reinject_port,
-        clamd=clamd.address,
-        spamd=spamd.address,
-    )
-    yield pf, mf, tmp_path / "f" / "quarantine"
-    mf.stop()
-    pf.stop()
+def scanned(scanned_sandwich, tmp_path):
+    """The scanned sandwich and its quarantine directory."""
+    pf, mf = scanned_sandwich
+    return pf, mf, tmp_path / "f" / "quarantine"
 
 
 def msg(

@@ -9,9 +9,8 @@ import sys
 
 import pytest
 
-from tests.support.filter import REPO, start_filter
+from tests.support.filter import REPO
 from tests.support.ports import free_port
-from tests.support.postfix import start_postfix
 
 pytestmark = pytest.mark.integration
 
@@ -31,24 +30,10 @@ def selftest(
     return done.returncode, json.loads(done.stdout)
 
 
-def test_selftest_passes_on_a_working_stack(tmp_path, clamd, spamd):
+def test_selftest_passes_on_a_working_stack(scanned_sandwich):
     """All checks pass, Postfix recipe included, well under 5 s."""
-    fport = free_port()
-    pf = start_postfix(tmp_path / "pf", fport)
-    mf = start_filter(
-        tmp_path / "f",
-        fport,
-        pf.reinject_port,
-        clamd=clamd.address,
-        spamd=spamd.address,
-    )
-    try:
-        status, report = selftest(
-            mf.args[3:], {"MAIL_CONFIG": str(pf.config_dir)}
-        )
-    finally:
-        mf.stop()
-        pf.stop()
+    pf, mf = scanned_sandwich
+    status, report = selftest(mf.args[3:], {"MAIL_CONFIG": str(pf.config_dir)})
     failed = [c for c in report["checks"] if not c["ok"]]
     assert [] == failed
     assert 0 == status
@@ -88,21 +73,9 @@ def test_selftest_fails_and_says_how_to_fix(tmp_path):
     assert all(c["fix"] for c in failed.values())
 
 
-def test_quick_mode_is_a_health_check(tmp_path, clamd, spamd):
+def test_quick_mode_is_a_health_check(scanned_sandwich):
     """--quick checks the listener, 10025 and the scanners only."""
-    fport = free_port()
-    pf = start_postfix(tmp_path / "pf", fport)
-    mf = start_filter(
-        tmp_path / "f",
-        fport,
-        pf.reinject_port,
-        clamd=clamd.address,
-        spamd=spamd.address,
-    )
-    try:
-        status, report = selftest(["--quick", *mf.args[3:]])
-    finally:
-        mf.stop()
-        pf.stop()
+    _, mf = scanned_sandwich
+    status, report = selftest(["--quick", *mf.args[3:]])
     assert 0 == status
     assert not any(c["name"].startswith("pipeline") for c in report["checks"])

@@ -91,3 +91,20 @@ def start_filter(
             "mailfilter did not start:\n" + logfile.read_text()
         ) from None
     return FilterProcess(proc, port, logfile, args)
+
+
+def start_sandwich(root: Path, *, clamd: str = "off", spamd: str = "off"):  # noqa: ANN201
+    """Postfix (amavis recipe) -> mailfilter -> Postfix 10025 -> Maildir."""
+    from tests.support.ports import free_port
+    from tests.support.postfix import start_postfix
+
+    fport = free_port()
+    postfix = start_postfix(root / "pf", fport)
+    try:
+        flt = start_filter(
+            root / "f", fport, postfix.reinject_port, clamd=clamd, spamd=spamd
+        )
+    except BaseException:
+        postfix.stop()
+        raise
+    return postfix, flt

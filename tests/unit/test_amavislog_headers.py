@@ -7,81 +7,17 @@ review the diff (style.md rule 10).
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from mailfilter import amavislog, headers, replies
+from mailfilter import headers, replies
 from mailfilter.pipeline import one_response_for_all
 from mailfilter.verdict import Action, Decision, SpamReport, Verdict
 
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden"
 
-BASE = amavislog.Summary(
-    log_id="01234-01",
-    passed=True,
-    category="CLEAN",
-    actions=["RelayedInbound"],
-    client_addr="198.51.100.7",
-    client_port="40112",
-    sender="a@example.org",
-    recipients=["u@example.com"],
-    queue_id="4ABCD123",
-    message_id="<m1@example.org>",
-    mail_id="tz4Zh_sTWo5N",
-    hits=0.1,
-    size=1234,
-    elapsed_ms=321,
-    queued_as=["5DEF01"],
-)
-CASES = {
-    "clean": BASE,
-    "virus": replace(
-        BASE,
-        passed=False,
-        category="INFECTED (Eicar-Test-Signature.UNOFFICIAL)",
-        actions=["DiscardedInbound", "Quarantined"],
-        quarantine="virus/new/1.M2P3",
-        hits=None,
-        queued_as=[],
-    ),
-    "banned": replace(
-        BASE,
-        passed=False,
-        category="BANNED (application/x-msdownload,.exe,.exe-ms,a.exe)",
-        actions=["DiscardedInbound", "Quarantined"],
-        queued_as=[],
-    ),
-    "spam": replace(
-        BASE,
-        passed=False,
-        category="SPAM",
-        hits=1000.0,
-        actions=["DiscardedInbound", "Quarantined"],
-        queued_as=[],
-    ),
-    "mta-blocked": replace(
-        BASE,
-        passed=False,
-        category="MTA-BLOCKED",
-        actions=["TempFailedInbound"],
-        queued_as=[],
-        client_addr=None,
-    ),
-    "null-sender-many": replace(
-        BASE,
-        sender="",
-        recipients=["a@x", "b@x", "c@x"],
-        queue_id=None,
-        message_id="",
-    ),
-    "hostile": replace(
-        BASE,
-        sender="evil\r\nInjected: yes@x",
-        message_id="<" + "m" * 300 + ">",
-    ),
-}
+from tests.support.loglines import CASES  # noqa: E402
 
 
 def check_golden(name: str, text: str) -> None:
