@@ -274,7 +274,8 @@ class Pipeline:
                 answers = await ctx.downstream.deliver(
                     envelope.sender,
                     rcpts,
-                    prefix + body,
+                    body,
+                    prefix=prefix,
                     params=envelope.params,
                     client=envelope.client,
                     smtp_input=not envelope.lmtp,

@@ -158,23 +158,27 @@ class Downstream:
         recipients: tuple[Recipient, ...],
         content: bytes,
         *,
+        prefix: bytes = b"",
         params: MailParams | None = None,
         client: Client | None = None,
         smtp_input: bool = True,
     ) -> list[Reply]:
-        """Send one message; a final reply per recipient, in order."""
+        """Send one message; a final reply per recipient, in order.
+
+        `prefix` (our header fields) goes on the wire before `content`
+        without joining them, so a large message is never copied for it.
+        """
+        out = _Outgoing(
+            sender,
+            recipients,
+            prefix,
+            content,
+            params or MailParams(),
+            client or Client(),
+        )
         conn = await self._take()
         try:
-            replies = await _transaction(
-                conn,
-                self.lmtp,
-                sender,
-                recipients,
-                content,
-                params or MailParams(),
-                client or Client(),
-                smtp_input,
-            )
+            replies = await _transaction(conn, self.lmtp, out, smtp_input)
         except BaseException:
             conn.close()
             raise
@@ -280,52 +284,76 @@ def _xforward_command(client: Client, caps: dict[str, str]) -> bytes:
     return ("XFORWARD " + " ".join(items) + "\r\n").encode("ascii")
 
 
+@dataclass(frozen=True, slots=True)
+class _Outgoing:
+    """One message to hand over: envelope, our header fields, the body."""
+
+    sender: str
+    recipients: tuple[Recipient, ...]
+    prefix: bytes
+    content: bytes
+    params: MailParams
+    client: Client
+
+
 async def _transaction(
-    conn: _Conn,
-    lmtp: bool,
-    sender: str,
-    recipients: tuple[Recipient, ...],
-    content: bytes,
-    params: MailParams,
-    client: Client,
-    smtp_input: bool,
+    conn: _Conn, lmtp: bool, out: _Outgoing, smtp_input: bool
 ) -> list[Reply]:
     caps = conn.caps
-    if params.body == "8BITMIME" and "8BITMIME" not in caps:
+    count = len(out.recipients)
+    if out.params.body == "8BITMIME" and "8BITMIME" not in caps:
         # amavis: no downgrade (Out/SMTP.pm:369-391); 10025 always offers it.
         bad = Reply(550, "5.6.3 Conversion to 7BIT required but not supported")
-        return [bad] * len(recipients)
-    xforward = _xforward_command(client, caps) if "XFORWARD" in caps else b""
+        return [bad] * count
+    xforward = (
+        _xforward_command(out.client, caps) if "XFORWARD" in caps else b""
+    )
     commands = [xforward] if xforward else []
-    commands.append(_mail_command(sender, params, caps))
+    commands.append(_mail_command(out.sender, out.params, caps))
     dsn = "DSN" in caps
-    commands += [_rcpt_command(r, dsn, not sender) for r in recipients]
+    commands += [_rcpt_command(r, dsn, not out.sender) for r in out.recipients]
     pipelining = "PIPELINING" in caps
+    if pipelining:
+        # RFC 2920: DATA may end a pipelined group; one round trip for all.
+        commands.append(b"DATA\r\n")
     try:
         replies = await _send_commands(conn, commands, pipelining)
     except (OSError, ConnectionError, asyncio.IncompleteReadError) as exc:
         raise DownstreamError("fwd-mail", str(exc)) from exc
     if xforward:
         replies.pop(0)  # a refused XFORWARD is only logged by amavis
+    go_ahead = replies.pop() if pipelining else None
     mail_reply, rcpt_replies = replies[0], replies[1:]
-    if mail_reply.code >= 400:
-        await _rset(conn)
-        if mail_reply.code < 500:
-            raise DownstreamError("fwd-mail", str(mail_reply), mail_reply)
-        return [mail_reply] * len(recipients)
     accepted = [i for i, r in enumerate(rcpt_replies) if r.code < 300]
     tempfailed = [r for r in rcpt_replies if 400 <= r.code < 500]
-    if tempfailed and smtp_input:
-        await _rset(conn)
-        raise DownstreamError("fwd-rcpt", str(tempfailed[0]), tempfailed[0])
-    if not accepted:
-        await _rset(conn)
-        return rcpt_replies
-    finals = await _send_data(conn, lmtp, content, len(accepted))
+    refused: Reply | None = None
+    if mail_reply.code >= 400:
+        refused = mail_reply
+    elif tempfailed and smtp_input:
+        refused = tempfailed[0]
+    elif not accepted:
+        refused = Reply(550, "no recipient accepted")
+    if refused is not None:
+        await _abandon(conn, go_ahead)
+        if 400 <= refused.code < 500:
+            section = "fwd-mail" if refused is mail_reply else "fwd-rcpt"
+            raise DownstreamError(section, str(refused), refused)
+        return [mail_reply] * count if refused is mail_reply else rcpt_replies
+    finals = await _send_data(conn, lmtp, out, len(accepted), go_ahead)
     result = list(rcpt_replies)
     for index, reply in zip(accepted, finals, strict=True):
         result[index] = reply
     return result
+
+
+async def _abandon(conn: _Conn, go_ahead: Reply | None) -> None:
+    """End a transaction that must not deliver anything."""
+    if go_ahead is not None and go_ahead.code == 354:
+        # Already in DATA: the only safe way out is to drop the connection
+        # without sending "." (FILTER_README).
+        conn.close()
+        raise DownstreamError("fwd-data-cmd", "transaction abandoned")
+    await _rset(conn)
 
 
 async def _send_commands(
@@ -343,11 +371,16 @@ async def _send_commands(
 
 
 async def _send_data(
-    conn: _Conn, lmtp: bool, content: bytes, accepted: int
+    conn: _Conn,
+    lmtp: bool,
+    out: _Outgoing,
+    accepted: int,
+    go_ahead: Reply | None,
 ) -> list[Reply]:
     try:
-        conn.writer.write(b"DATA\r\n")
-        go_ahead = await conn.read_reply()
+        if go_ahead is None:
+            conn.writer.write(b"DATA\r\n")
+            go_ahead = await conn.read_reply()
     except (OSError, ConnectionError) as exc:
         raise DownstreamError("fwd-data-cmd", str(exc)) from exc
     if go_ahead.code != 354:
@@ -355,9 +388,7 @@ async def _send_data(
             raise DownstreamError("fwd-data-cmd", str(go_ahead), go_ahead)
         return [go_ahead] * accepted
     try:
-        conn.writer.write(dot_stuff(content))
-        conn.writer.write(b".\r\n")
-        await conn.writer.drain()
+        await _write_body(conn, out)
     except (OSError, ConnectionError) as exc:
         raise DownstreamError("fwd-data-contents", str(exc)) from exc
     try:
@@ -366,6 +397,29 @@ async def _send_data(
     except (OSError, ConnectionError) as exc:
         raise DownstreamError("fwd-data-end", str(exc)) from exc
     return finals if lmtp else finals * accepted
+
+
+_SMALL = 1 << 20  # below this, one write (one send) for everything
+_SLICE = 1 << 20  # above it, slices with drain: no 20 MB transport buffer
+
+
+async def _write_body(conn: _Conn, out: _Outgoing) -> None:
+    """Prefix, dot-stuffed body and the final dot, with as few copies as
+    the size allows: small messages go out in one send, large ones in
+    slices of a memoryview, so the transport never buffers a full copy."""
+    body = dot_stuff(out.content)
+    prefix = dot_stuff(out.prefix) if out.prefix else b""
+    writer = conn.writer
+    if len(body) < _SMALL:
+        writer.write(b"".join((prefix, body, b".\r\n")))
+    else:
+        writer.write(prefix)
+        view = memoryview(body)
+        for start in range(0, len(view), _SLICE):
+            writer.write(view[start : start + _SLICE])
+            await writer.drain()
+        writer.write(b".\r\n")
+    await writer.drain()
 
 
 async def _rset(conn: _Conn) -> None:

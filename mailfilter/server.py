@@ -333,7 +333,8 @@ class FilterSMTP(SMTP):
             reader._buffer[:0] = leftover  # type: ignore[attr-defined]
         if over:
             return None, size
-        content = bytes(buf[2 : end + 2])
+        with memoryview(buf) as view:
+            content = bytes(view[2 : end + 2])  # one copy, not two
         del buf
         return unstuff(content), size
 
