@@ -263,3 +263,19 @@ async def test_mixed_downstream_refusal_sends_a_dsn(tmp_path):
     assert b"Status: 5.1.1" in notice.data
     assert b"Original-Envelope-Id: E1" in notice.data
     assert b"Message-ID: <mixed@x>" in notice.data
+
+
+@pytest.mark.parametrize("end", [b"\n.\n", b"\r.\r", b"\n.\r\n", b"\r\n.\n"])
+async def test_smuggling_sequences_never_split_a_message(stack, end):
+    """A bare-LF/CR "end of data" inside DATA stays content: one message downstream, no bare line ends."""
+    client, _ = await Client.connect(stack.port)
+    smuggled = (b"Subject: x\r\n\r\nhello" + end
+                + b"MAIL FROM:<evil@x>\r\nRCPT TO:<victim@example.com>\r\nDATA\r\nSubject: smuggled\r\n\r\nx\r\n")
+    reply = await client.send("a@b", ["u@example.com"], smuggled)
+    await client.close()
+    assert reply.startswith("250 2.0.0 from MTA(")
+    (txn,) = stack.mta.transactions
+    assert ["u@example.com"] == txn.recipients
+    data = txn.data
+    assert data.count(b"\r") == data.count(b"\n") == data.count(b"\r\n")
+    assert b"\r\n.\r\n" not in data
