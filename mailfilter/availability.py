@@ -186,13 +186,13 @@ def with_mtfo(
 
 def mtfo_from_csv(path: Path) -> float:
     """The mean failover time of the outages recorded in a probe CSV."""
-    from mailfilter import probe  # probe pulls in aiosmtplib: only when asked
+    from mailfilter import probe_report
 
     try:
-        samples = probe.read_csv(path)
+        samples = probe_report.read_csv(path)
     except (OSError, ValueError, KeyError) as exc:
         raise ModelError(f"{path}: {exc}") from exc
-    mean = probe.mtfo(probe.compute_outages(samples))
+    mean = probe_report.mtfo(probe_report.compute_outages(samples))
     if mean is None:
         raise ModelError(f"{path}: no complete outage recorded, no MTFO")
     return mean

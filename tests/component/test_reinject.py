@@ -269,8 +269,11 @@ async def test_mixed_downstream_refusal_sends_a_dsn(tmp_path):
 async def test_smuggling_sequences_never_split_a_message(stack, end):
     """A bare-LF/CR "end of data" inside DATA stays content: one message downstream, no bare line ends."""
     client, _ = await Client.connect(stack.port)
-    smuggled = (b"Subject: x\r\n\r\nhello" + end
-                + b"MAIL FROM:<evil@x>\r\nRCPT TO:<victim@example.com>\r\nDATA\r\nSubject: smuggled\r\n\r\nx\r\n")
+    smuggled = (
+        b"Subject: x\r\n\r\nhello"
+        + end
+        + b"MAIL FROM:<evil@x>\r\nRCPT TO:<victim@example.com>\r\nDATA\r\nSubject: smuggled\r\n\r\nx\r\n"
+    )
     reply = await client.send("a@b", ["u@example.com"], smuggled)
     await client.close()
     assert reply.startswith("250 2.0.0 from MTA(")

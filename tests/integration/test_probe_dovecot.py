@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import pytest
 from aiosmtpd.controller import Controller
 
-from mailfilter import availability, probe
+from mailfilter import availability, probe, probe_report
 from tests.support.ports import free_port, wait_port
 
 if TYPE_CHECKING:
@@ -210,8 +210,8 @@ def test_probe_measures_an_smtp_outage(
         timer.join()
         smtp.stop()
     out = capsys.readouterr().out
-    samples = probe.read_csv(csv_path)
-    outages = probe.compute_outages(samples)
+    samples = probe_report.read_csv(csv_path)
+    outages = probe_report.compute_outages(samples)
     assert 0 == rc, out
     assert 1 == len(outages), out
     (outage,) = outages

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from mailfilter import availability as av
-from mailfilter import probe
+from mailfilter import probe_report
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -140,8 +140,8 @@ def test_with_mtfo_rejects_unknown_layer() -> None:
         av.with_mtfo(av.load(), "webmail", 1.0, "x.csv")
 
 
-def _sample(seq: int, at: float, ok: bool) -> probe.Sample:
-    return probe.Sample(
+def _sample(seq: int, at: float, ok: bool) -> probe_report.Sample:
+    return probe_report.Sample(
         seq,
         f"t.{seq}",
         at,
@@ -172,7 +172,7 @@ def test_main_takes_mtfo_from_probe_csv(
     ]
     csv_path = tmp_path / "probe.csv"
     with csv_path.open("w", newline="") as f:
-        probe.write_csv(samples, f)
+        probe_report.write_csv(samples, f)
     rc = av.main(
         ["--mtfo-from", str(csv_path), "--layer", "real_servers", "--json"]
     )
@@ -191,7 +191,7 @@ def test_main_csv_without_outage_fails(
     """A probe CSV with no finished outage gives exit 2 and says why."""
     csv_path = tmp_path / "probe.csv"
     with csv_path.open("w", newline="") as f:
-        probe.write_csv([_sample(0, 1.0, True)], f)
+        probe_report.write_csv([_sample(0, 1.0, True)], f)
     assert 2 == av.main(["--mtfo-from", str(csv_path), "--layer", "storage"])
     assert "no complete outage" in capsys.readouterr().err
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from mailfilter import probe
+from mailfilter import probe, probe_report
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -15,14 +15,14 @@ if TYPE_CHECKING:
 
 def s(
     seq: int, at: float, smtp_ok: bool = True, latency: float | None = 0.25
-) -> probe.Sample:
+) -> probe_report.Sample:
     """A sample sent at `at`; delivered after `latency` unless None."""
     reply = (
         "250 2.0.0 Ok: queued as X"
         if smtp_ok
         else "ConnectionRefusedError: [Errno 111]"
     )
-    return probe.Sample(
+    return probe_report.Sample(
         seq, f"r.{seq}", at, smtp_ok, reply, 0.01, latency if smtp_ok else None
     )
 
@@ -30,21 +30,25 @@ def s(
 def test_no_failures_no_outage() -> None:
     """A run where every message arrives has no outage and no MTFO."""
     samples = [s(i, float(i)) for i in range(5)]
-    assert [] == probe.compute_outages(samples)
-    assert probe.mtfo([]) is None
+    assert [] == probe_report.compute_outages(samples)
+    assert probe_report.mtfo([]) is None
 
 
 def test_outage_runs_first_failure_to_first_success() -> None:
     """Failures at 2 and 3, success at 4: one outage 2 -> 4, 2 messages."""
     samples = [s(0, 0), s(1, 1), s(2, 2, False), s(3, 3, False), s(4, 4)]
-    assert [probe.Outage(2, 4, 2)] == probe.compute_outages(samples)
-    assert 2.0 == probe.mtfo(probe.compute_outages(samples))
+    assert [probe_report.Outage(2, 4, 2)] == probe_report.compute_outages(
+        samples
+    )
+    assert 2.0 == probe_report.mtfo(probe_report.compute_outages(samples))
 
 
 def test_accepted_but_undelivered_is_a_failure() -> None:
     """SMTP 250 without arrival in IMAP counts as part of an outage."""
     samples = [s(0, 0), s(1, 1, latency=None), s(2, 2)]
-    assert [probe.Outage(1, 2, 1)] == probe.compute_outages(samples)
+    assert [probe_report.Outage(1, 2, 1)] == probe_report.compute_outages(
+        samples
+    )
 
 
 def test_outage_open_at_end_is_not_in_mtfo() -> None:
@@ -56,22 +60,27 @@ def test_outage_open_at_end_is_not_in_mtfo() -> None:
         s(3, 3, False),
         s(4, 4, False),
     ]
-    outages = probe.compute_outages(samples)
-    assert [probe.Outage(1, 2, 1), probe.Outage(3, None, 2)] == outages
+    outages = probe_report.compute_outages(samples)
+    assert [
+        probe_report.Outage(1, 2, 1),
+        probe_report.Outage(3, None, 2),
+    ] == outages
     assert outages[1].duration is None
-    assert 1.0 == probe.mtfo(outages)
+    assert 1.0 == probe_report.mtfo(outages)
 
 
 def test_samples_finishing_out_of_order_are_sorted_by_send_time() -> None:
     """Order of completion does not matter, send time does."""
     samples = [s(2, 2), s(0, 0), s(1, 1, False)]
-    assert [probe.Outage(1, 2, 1)] == probe.compute_outages(samples)
+    assert [probe_report.Outage(1, 2, 1)] == probe_report.compute_outages(
+        samples
+    )
 
 
 def test_mtfo_is_mean_of_outages() -> None:
     """Outages of 1.5 s and 4.5 s give an MTFO of 3 s."""
     samples = [s(0, 10, False), s(1, 11.5), s(2, 20, False), s(3, 24.5)]
-    assert 3.0 == probe.mtfo(probe.compute_outages(samples))
+    assert 3.0 == probe_report.mtfo(probe_report.compute_outages(samples))
 
 
 def test_csv_round_trip(tmp_path: Path) -> None:
@@ -83,10 +92,10 @@ def test_csv_round_trip(tmp_path: Path) -> None:
     ]
     path = tmp_path / "p.csv"
     with path.open("w", newline="") as f:
-        probe.write_csv(samples, f)
+        probe_report.write_csv(samples, f)
     header = path.read_text().splitlines()[0]
-    assert ",".join(probe.CSV_FIELDS) == header
-    assert samples == probe.read_csv(path)
+    assert ",".join(probe_report.CSV_FIELDS) == header
+    assert samples == probe_report.read_csv(path)
 
 
 def test_summary_counts() -> None:
@@ -97,7 +106,7 @@ def test_summary_counts() -> None:
         s(2, 2, latency=None),
         s(3, 3, latency=0.3),
     ]
-    summary = probe.summarize(samples)
+    summary = probe_report.summarize(samples)
     assert 4 == summary["sent"]
     assert 1 == summary["smtp_failures"]
     assert 1 == summary["lost"]
@@ -110,7 +119,7 @@ def test_summary_counts() -> None:
 def test_format_summary_names_each_outage_and_mtfo() -> None:
     """The terminal summary lists every outage's failover time and the MTFO."""
     samples = [s(0, 0), s(1, 1, False), s(2, 3.5), s(3, 4, False)]
-    text = probe.format_summary(probe.summarize(samples))
+    text = probe_report.format_summary(probe_report.summarize(samples))
     assert "failover 2.500 s (1 messages failed)" in text
     assert "failover still down" in text
     assert "MTFO: 2.500 s" == text.splitlines()[-1]
