@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from mailfilter import amavislog, dsn, headers, mailid, replies
+from mailfilter import amavislog, answers, dsn, headers, mailid, replies
 from mailfilter.decide import decide
 from mailfilter.envelope import Recipient
 from mailfilter.reinject import DownstreamError, Reply
@@ -136,7 +136,7 @@ class Pipeline:
         ]
         if envelope.lmtp:
             return per_rcpt
-        reply = one_response_for_all(per_rcpt, log_id)
+        reply = answers.one_response_for_all(per_rcpt, log_id)
         if reply.startswith("2"):
             await self._bounce(ctx, job, per_rcpt)
         return [reply]
@@ -237,16 +237,7 @@ class Pipeline:
         if action is Action.PASS:
             await self._forward(ctx, job, decision, indexes, outcome)
             return
-        template = {
-            Action.DISCARD: replies.DISCARDED,
-            Action.REJECT: replies.REJECTED,
-            Action.TEMPFAIL: replies.TEMPFAILED,
-        }[action]
-        reply = template.format(log_id=log_id, reason=decision.reason)
-        if action is Action.TEMPFAIL and decision.verdict is Verdict.UNCHECKED:
-            reply = replies.TEMPFAIL_INTERNAL.format(
-                log_id=log_id, section="check_mail", error=decision.reason
-            )
+        reply = answers.blocked(decision, log_id)
         for i in indexes:
             outcome.replies[i] = reply
         outcome.blocked.append((decision, indexes, action.value))
@@ -271,7 +262,7 @@ class Pipeline:
         began = time.monotonic()
         try:
             async with asyncio.timeout(ctx.forward_timeout):
-                answers = await ctx.downstream.deliver(
+                finals = await ctx.downstream.deliver(
                     envelope.sender,
                     rcpts,
                     body,
@@ -281,7 +272,9 @@ class Pipeline:
                     smtp_input=not envelope.lmtp,
                 )
         except (DownstreamError, TimeoutError) as exc:
-            reply = _downstream_failure(exc, log_id, ctx.downstream.label)
+            reply = answers.downstream_failure(
+                exc, log_id, ctx.downstream.label
+            )
             for i in indexes:
                 outcome.replies[i] = reply
             outcome.blocked.append((decision, indexes, "mta"))
@@ -290,8 +283,10 @@ class Pipeline:
             return
         ctx.metrics.observe_reinject(time.monotonic() - began)
         queued: list[str] = []
-        for i, answer in zip(indexes, answers, strict=True):
-            outcome.replies[i] = _relayed(answer, log_id, ctx.downstream.label)
+        for i, answer in zip(indexes, finals, strict=True):
+            outcome.replies[i] = answers.relayed(
+                answer, log_id, ctx.downstream.label
+            )
             if answer.code < 300:
                 queued.append(amavislog.queued_as(answer.text))
         outcome.passed.append((decision, indexes, queued))
@@ -417,68 +412,3 @@ def _category(decision: Decision) -> str:
     ):
         return f"{decision.verdict.value} ({amavislog.clean(decision.detail)})"
     return decision.verdict.value
-
-
-def _relayed(answer: Reply, log_id: str, label: str) -> str:
-    proto, _, rest = label.partition(":")
-    host, _, port = rest.rpartition(":")
-    detail = f"from MTA({label}): {answer}"
-    if answer.code >= 500:
-        return replies.REJECTED_DOWNSTREAM.format(
-            code=answer.code, enh=answer.enhanced, log_id=log_id, detail=detail
-        )
-    if answer.code >= 400:
-        return replies.TEMPFAIL_MTA.format(log_id=log_id, detail=detail)
-    return replies.RELAYED.format(
-        code=answer.code,
-        enh=answer.enhanced,
-        proto=proto,
-        host=host.strip("[]"),
-        port=port,
-        reply=answer,
-    )
-
-
-def _downstream_failure(
-    exc: DownstreamError | TimeoutError, log_id: str, label: str
-) -> str:
-    if isinstance(exc, TimeoutError):
-        return replies.TEMPFAIL_TIMEOUT.format(
-            section="forwarding", log_id=log_id
-        )
-    if exc.section == "fwd-connect":
-        return replies.TEMPFAIL_CONNECT.format(
-            log_id=log_id, detail=exc.detail
-        )
-    return replies.TEMPFAIL_MTA.format(
-        log_id=log_id,
-        detail=f"from MTA({label}) during {exc.section}: {exc.detail}",
-    )
-
-
-def one_response_for_all(per_rcpt: list[str], log_id: str) -> str:
-    """One SMTP reply for all recipients (amavis rfc2821_2822_Tools.pm).
-
-    1. any 4xx: the first one (Postfix retries every recipient);
-    2. all discarded: the first discard reply;
-    3. only discards and 5xx: the first 5xx (Postfix bounces);
-    4. otherwise the first 2xx from downstream, noting the others.
-    """
-    tempfails = [r for r in per_rcpt if r.startswith("4")]
-    if tempfails:
-        return tempfails[0]
-    discards = [r for r in per_rcpt if r.startswith("250 2.7.0")]
-    rejects = [r for r in per_rcpt if r.startswith("5")]
-    if len(discards) == len(per_rcpt):
-        return discards[0]
-    if rejects and len(discards) + len(rejects) == len(per_rcpt):
-        return rejects[0]
-    relayed = [r for r in per_rcpt if r.startswith("2") and r not in discards]
-    reply = relayed[0] if relayed else f"250 2.5.0 Ok, id={log_id}"
-    if rejects:
-        reply += replies.MIXED_SUFFIX.format(count=len(rejects), what="REJECT")
-    if discards:
-        reply += replies.MIXED_SUFFIX.format(
-            count=len(discards), what="DISCARD"
-        )
-    return reply

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mailfilter import headers, replies
-from mailfilter.pipeline import one_response_for_all
+from mailfilter.answers import one_response_for_all
 from mailfilter.verdict import Action, Decision, SpamReport, Verdict
 
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden"
