@@ -157,7 +157,7 @@ def _release(config: configmod.Config, args: Any, _: dict[str, Any]) -> int:
 
 
 def _scan(config: configmod.Config, args: Any, _: dict[str, Any]) -> int:
-    from mailfilter.selftest import scan_file
+    from mailfilter.scanfile import scan_file
 
     if not args.argument:
         print("mailfilter: scan needs a FILE", file=sys.stderr)

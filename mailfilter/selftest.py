@@ -14,19 +14,16 @@ installed package never looks like malware or spam itself.
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
-import zipfile
 from dataclasses import asdict, dataclass
-from email.message import EmailMessage
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mailfilter import testmessages
 from mailfilter.addresses import parse_endpoint
 from mailfilter.decide import decide
 from mailfilter.verdict import Action, Verdict
@@ -38,12 +35,6 @@ if TYPE_CHECKING:
     from mailfilter.pipeline import Context
     from mailfilter.scanners import Scanner
 
-_EICAR = (
-    r"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STAN"
-    r"DARD-ANTIVIRUS-TEST-FILE!$H+H*"
-)
-_GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
-
 
 @dataclass
 class Check:
@@ -53,73 +44,6 @@ class Check:
     ok: bool
     detail: str
     fix: str = ""
-
-
-def _message(
-    subject: str, body: str, attach: tuple[str, bytes] | None = None
-) -> bytes:
-    msg = EmailMessage()
-    msg["From"] = "selftest@example.org"
-    msg["To"] = "postmaster@example.org"
-    msg["Subject"] = subject
-    msg["Message-ID"] = f"<selftest-{time.time_ns()}@example.org>"
-    msg.set_content(body)
-    if attach:
-        msg.add_attachment(
-            attach[1],
-            maintype="application",
-            subtype="octet-stream",
-            filename=attach[0],
-        )
-    return msg.as_bytes().replace(b"\n", b"\r\n")
-
-
-def test_messages() -> list[tuple[str, bytes, set[Verdict]]]:
-    """(name, bytes, acceptable verdicts) for the built-in pipeline test."""
-    zipped = io.BytesIO()
-    with zipfile.ZipFile(zipped, "w") as archive:
-        archive.writestr("readme.txt", _EICAR)
-    mz = b"MZ\x90\x00" + b"\x00" * 60 + b"PE\x00\x00" + b"\x00" * 200
-    utf8 = "Grüße aus Köln: ½ € ✓\n".encode()
-    return [
-        (
-            "clean",
-            _message("selftest clean", "Hello, this is a test.\n"),
-            {Verdict.CLEAN},
-        ),
-        (
-            "EICAR in a zip",
-            _message(
-                "selftest virus",
-                "see attachment\n",
-                ("docs.zip", zipped.getvalue()),
-            ),
-            {Verdict.INFECTED},
-        ),
-        (
-            "GTUBE",
-            _message("selftest spam", _GTUBE + "\n"),
-            {Verdict.SPAM, Verdict.SPAMMY},
-        ),
-        (
-            "banned .exe",
-            _message(
-                "selftest banned",
-                "invoice attached\n",
-                ("invoice.pdf.exe", mz),
-            ),
-            {Verdict.BANNED},
-        ),
-        (
-            "8-bit UTF-8",
-            b"From: a@example.org\r\nTo: b@example.org\r\n"
-            b"Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\nMIME-Version: 1.0\r\n"
-            b"Content-Type: text/plain; charset=utf-8\r\n"
-            b"Content-Transfer-Encoding: 8bit\r\n\r\n"
-            + utf8.replace(b"\n", b"\r\n"),
-            {Verdict.CLEAN},
-        ),
-    ]
 
 
 async def run(config: Config, *, quick: bool, as_json: bool) -> int:
@@ -268,7 +192,7 @@ async def _clamd(context: Context) -> list[Check]:
                 "its LocalSocket matches --clamd",
             )
         ]
-    result = await scanner.scan(_EICAR.encode())
+    result = await scanner.scan(testmessages.EICAR.encode())
     found = bool(result.viruses)
     age = _db_age(version)
     return [
@@ -320,7 +244,9 @@ async def _spamd(context: Context) -> list[Check]:
                 "start spamd (systemctl start spamd) on --spamd",
             )
         ]
-    result = await scanner.scan(_message("gtube", _GTUBE + "\n"))
+    result = await scanner.scan(
+        testmessages.message("gtube", testmessages.GTUBE + "\n")
+    )
     score = result.spam.score if result.spam else None
     return [
         Check("spamd", True, "PONG"),
@@ -436,7 +362,7 @@ def _scanner(context: Context | None, name: str) -> Scanner | None:
 
 async def _pipeline(context: Context) -> list[Check]:
     out = []
-    for name, data, acceptable in test_messages():
+    for name, data, acceptable in testmessages.test_messages():
         results = await asyncio.gather(
             *(s.scan(data) for s in context.scanners)
         )
@@ -466,30 +392,3 @@ async def _pipeline(context: Context) -> list[Check]:
             )
         )
     return out
-
-
-async def scan_file(config: Config, path: str) -> int:
-    """`mailfilter scan FILE.eml`: verdict without delivery."""
-    from mailfilter.app import build_context
-
-    context = build_context(config)
-    data = Path(path).read_bytes()
-    if b"\r\n" not in data:
-        data = data.replace(b"\n", b"\r\n")
-    results = await asyncio.gather(*(s.scan(data) for s in context.scanners))
-    decision = decide(results, context.policy, "postmaster")
-    for result in results:
-        print(
-            f"{result.scanner}: ok={result.ok} {result.error} "
-            f"viruses={list(result.viruses)} banned={list(result.banned)} "
-            f"unchecked={list(result.unchecked)} "
-            f"spam={result.spam.score if result.spam else '-'}"
-        )
-    print(
-        f"verdict: {decision.verdict.value} action: {decision.action.value} "
-        f"{decision.reason}"
-    )
-    for scanner in context.scanners:
-        await scanner.aclose()
-    sys.stdout.flush()
-    return 0
