@@ -159,10 +159,16 @@ def _release(config: configmod.Config, args: Any, _: dict[str, Any]) -> int:
 def _scan(config: configmod.Config, args: Any, _: dict[str, Any]) -> int:
     from mailfilter.scanfile import scan_file
 
+    from mailfilter.policy import PolicyError
+
     if not args.argument:
         print("mailfilter: scan needs a FILE", file=sys.stderr)
         return 2
-    return asyncio.run(scan_file(config, args.argument))
+    try:
+        return asyncio.run(scan_file(config, args.argument))
+    except (PolicyError, OSError) as exc:
+        print(f"mailfilter: {exc}", file=sys.stderr)
+        return 2
 
 
 _COMMANDS = {
