@@ -170,6 +170,13 @@ class Service:
         return bound
 
     def _factory(self, endpoint: Endpoint, lmtp: bool) -> _Session:
+        try:
+            return self._session(endpoint, lmtp)
+        except Exception:
+            log.exception("(!!)cannot create an SMTP session")
+            raise
+
+    def _session(self, endpoint: Endpoint, lmtp: bool) -> _Session:
         host, port = endpoint.host, endpoint.port
         cfg = self.config
         return _Session(
@@ -250,7 +257,13 @@ class _Session(FilterSMTP):
             transport.close()
             return
         sessions.add(self)
-        super().connection_made(transport)
+        try:
+            super().connection_made(transport)
+        except Exception:
+            # asyncio would drop the connection without a word; say why.
+            log.exception("(!!)cannot start an SMTP session")
+            sessions.discard(self)
+            transport.close()
 
     def connection_lost(self, error: Exception | None) -> None:
         """Forget the session."""

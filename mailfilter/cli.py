@@ -157,9 +157,8 @@ def _release(config: configmod.Config, args: Any, _: dict[str, Any]) -> int:
 
 
 def _scan(config: configmod.Config, args: Any, _: dict[str, Any]) -> int:
-    from mailfilter.scanfile import scan_file
-
     from mailfilter.policy import PolicyError
+    from mailfilter.scanfile import scan_file
 
     if not args.argument:
         print("mailfilter: scan needs a FILE", file=sys.stderr)

@@ -66,6 +66,8 @@ class Envelope:
     # The listener that took the message ("127.0.0.1", 10024).
     local_addr: tuple[str, int] = ("127.0.0.1", 10024)
     helo: str = ""
+    # The connecting client (Postfix), for the log when XFORWARD is off.
+    peer: str = ""
 
     @property
     def sender_display(self) -> str:

@@ -30,12 +30,17 @@ def setup(*, to: str, ident: str, level: str) -> None:
         handler = syslog
         handler.setFormatter(logging.Formatter("%(message)s"))
     else:
+        if to == "syslog":
+            sys.stderr.write("mailfilter: no /dev/log; logging to stderr\n")
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(
-            logging.Formatter(
-                f"%(asctime)s {ident}[{os.getpid()}]: %(message)s"
-            )
+        # Under systemd, journald adds time and SyslogIdentifier itself;
+        # lines must then start with "(<log id>)" as amavis parsers expect.
+        fmt = (
+            "%(message)s"
+            if os.environ.get("JOURNAL_STREAM")
+            else f"%(asctime)s {ident}[{os.getpid()}]: %(message)s"
         )
+        handler.setFormatter(logging.Formatter(fmt))
     root.addHandler(handler)
     root.setLevel(level.upper())
     root.propagate = False

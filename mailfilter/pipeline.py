@@ -288,7 +288,7 @@ class Pipeline:
                 answer, log_id, ctx.downstream.label
             )
             if answer.code < 300:
-                queued.append(amavislog.queued_as(answer.text))
+                queued.append(amavislog.queued_as(str(answer)))
         outcome.passed.append((decision, indexes, queued))
         ctx.metrics.count_message(decision.verdict.value, "pass")
 
@@ -316,7 +316,7 @@ class Pipeline:
         fields.append(
             headers.received(
                 helo=envelope.client.helo or envelope.helo,
-                client_addr=envelope.client.addr,
+                client_addr=envelope.client.addr or envelope.peer or None,
                 myhostname=ctx.myhostname,
                 local_addr=envelope.local_addr,
                 protocol=protocol,

@@ -301,6 +301,7 @@ class FilterSMTP(SMTP):
             lmtp=lmtp,
             local_addr=self._local_addr,
             helo=self._sess().host_name or "",
+            peer=_peer_host(self._sess().peer),
         )
 
     async def _read_data(self) -> tuple[bytes | None, int]:
@@ -344,3 +345,10 @@ class FilterSMTP(SMTP):
         return replies.TEMPFAIL_INTERNAL.format(
             log_id="-", section="smtp", error=type(error).__name__
         )
+
+
+def _peer_host(peer: object) -> str:
+    """The address part of aiosmtpd's `session.peer` (a tuple or a str)."""
+    if isinstance(peer, tuple) and peer:
+        return str(peer[0])
+    return ""

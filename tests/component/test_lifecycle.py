@@ -6,12 +6,24 @@ import asyncio
 import os
 import signal
 
+import pytest
+
 from tests.component.fakes import FakeMTA
 from tests.component.smtpclient import Client
 from tests.support.filter import REPO, start_filter
 from tests.support.ports import free_port
 
 BODY = b"Subject: x\r\n\r\nx\r\n"
+
+
+@pytest.fixture
+def started():
+    """Filters a test started; any still running at the end are killed."""
+    procs = []
+    yield procs
+    for mf in procs:
+        if mf.proc.poll() is None:
+            mf.kill()
 
 
 async def wait_exit(proc, timeout: float = 20) -> int:
@@ -23,12 +35,13 @@ async def wait_exit(proc, timeout: float = 20) -> int:
     raise TimeoutError
 
 
-async def test_sigterm_lets_in_flight_message_finish(tmp_path):
+async def test_sigterm_lets_in_flight_message_finish(tmp_path, started):
     """A message being reinjected when SIGTERM arrives still gets its 250."""
     mta = FakeMTA(errors={"dot": "delay:1.0"})
     await mta.start()
     port = free_port()
     mf = await asyncio.to_thread(start_filter, tmp_path, port, mta.port)
+    started.append(mf)
     client, _ = await Client.connect(port)
     sending = asyncio.ensure_future(
         client.send("a@b", ["u@example.com"], BODY)
@@ -42,7 +55,7 @@ async def test_sigterm_lets_in_flight_message_finish(tmp_path):
     await mta.stop()
 
 
-async def test_sigterm_past_the_deadline_answers_421(tmp_path):
+async def test_sigterm_past_the_deadline_answers_421(tmp_path, started):
     """A message that cannot finish within shutdown_timeout: 421, Postfix retries."""
     mta = FakeMTA(errors={"dot": "hang"})
     await mta.start()
@@ -54,6 +67,7 @@ async def test_sigterm_past_the_deadline_answers_421(tmp_path):
         mta.port,
         extra=["--shutdown-timeout", "0.5"],
     )
+    started.append(mf)
     client, _ = await Client.connect(port)
     sending = asyncio.ensure_future(
         client.send("a@b", ["u@example.com"], BODY)
@@ -66,7 +80,9 @@ async def test_sigterm_past_the_deadline_answers_421(tmp_path):
     await mta.stop()
 
 
-async def test_sighup_with_a_broken_file_keeps_the_old_settings(tmp_path):
+async def test_sighup_with_a_broken_file_keeps_the_old_settings(
+    tmp_path, started
+):
     """SIGHUP with a broken settings file is refused, logged, and mail still flows."""
     first = FakeMTA()
     await first.start()
@@ -76,6 +92,7 @@ async def test_sighup_with_a_broken_file_keeps_the_old_settings(tmp_path):
     mf = await asyncio.to_thread(
         start_filter, tmp_path, port, first.port, extra=["--config", str(conf)]
     )
+    started.append(mf)
     client, _ = await Client.connect(port)
     assert (await client.send("a@b", ["u@example.com"], BODY)).startswith(
         "250"
@@ -93,7 +110,7 @@ async def test_sighup_with_a_broken_file_keeps_the_old_settings(tmp_path):
     await first.stop()
 
 
-async def test_sighup_switches_policy(tmp_path):
+async def test_sighup_switches_policy(tmp_path, started):
     """After SIGHUP a new policy file applies to new messages."""
     mta = FakeMTA()
     await mta.start()
@@ -104,6 +121,7 @@ async def test_sighup_switches_policy(tmp_path):
     mf = await asyncio.to_thread(
         start_filter, tmp_path, port, mta.port, policy=policy
     )
+    started.append(mf)
     exe = (
         b"Subject: x\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
         b"--b\r\nContent-Type: application/octet-stream\r\n"

@@ -161,3 +161,19 @@ def test_parse_xforward():
     )
     with pytest.raises(smtpparams.ParamError):
         smtpparams.parse_xforward("NAME")
+
+
+def test_spamd_truncation_keeps_header_and_cuts_at_a_line():
+    """Big mail is cut for spamd at a line end below the limit; small mail is untouched."""
+    from mailfilter.scanners.spamassassin import truncate
+
+    msg = b"Subject: x\r\nFrom: a@b\r\n\r\n" + b"0123456789\r\n" * 100
+    assert msg is truncate(msg, 10_000)
+    cut = truncate(msg, 100)
+    assert cut.endswith(b"\r\n")
+    assert len(cut) <= 100
+    assert cut.startswith(b"Subject: x\r\nFrom: a@b\r\n\r\n")
+    huge_header = b"X-Long: " + b"a" * 500 + b"\r\n\r\nbody\r\n"
+    assert truncate(huge_header, 100).startswith(
+        b"X-Long: " + b"a" * 500 + b"\r\n\r\n"
+    )
