@@ -57,12 +57,87 @@ class Node:
 
 
 @dataclass(frozen=True, slots=True)
-class Leaf:
-    """A part that is not a container of MIME parts, and its path."""
+class Span:
+    """A range of one bytes object.
 
-    path: tuple[Node, ...]
-    data: bytes
-    depth: int
+    Parts are never copied out of the message: a 20 MB attachment inside a
+    multipart is found, split and decoded through offsets and memoryviews,
+    so the walk holds the message once plus the decoded payload it needs.
+    """
+
+    buf: bytes
+    start: int
+    end: int
+
+    @classmethod
+    def of(cls, data: bytes) -> Span:
+        """The whole of `data`."""
+        return cls(data, 0, len(data))
+
+    def __len__(self) -> int:
+        return self.end - self.start
+
+    def view(self) -> memoryview:
+        """The range without copying it."""
+        return memoryview(self.buf)[self.start : self.end]
+
+    def tobytes(self) -> bytes:
+        """The range as its own bytes object (a copy)."""
+        return self.buf[self.start : self.end]
+
+    def prefix(self, size: int) -> Span:
+        """The first `size` bytes of the range."""
+        return Span(self.buf, self.start, min(self.end, self.start + size))
+
+
+class Leaf:
+    """A part that is not a container of MIME parts, and its path.
+
+    A large base64 part is decoded lazily: `head` (the first 64 KiB) is
+    enough to tell its content type, and only a container (an archive the
+    banned check must open) needs `data`, the whole payload. A 20 MB
+    attachment that is not an archive is then never decoded in full.
+    """
+
+    __slots__ = ("_body", "_data", "_encoding", "depth", "path")
+
+    def __init__(
+        self, path: tuple[Node, ...], body: Span, encoding: str, depth: int
+    ) -> None:
+        self.path = path
+        self.depth = depth
+        self._body = body
+        self._encoding = encoding
+        self._data: bytes | None = None
+        if encoding != "base64" or len(body) <= LAZY_BASE64:
+            self._data = _decode(body, encoding)
+
+    @property
+    def data(self) -> bytes:
+        """The whole decoded payload."""
+        if self._data is None:
+            self._data = _decode(self._body, self._encoding)
+        return self._data
+
+    @property
+    def head(self) -> bytes:
+        """About the first HEAD bytes of the payload (all of a small one)."""
+        if self._data is not None:
+            return self._data
+        # 4 base64 characters per 3 bytes, plus room for the line breaks.
+        encoded = self._body.prefix(HEAD * 4 // 3 + HEAD // 16)
+        return _decode(encoded, "base64")[:HEAD]
+
+    @property
+    def size(self) -> int:
+        """The decoded size (estimated from the base64 text while lazy)."""
+        if self._data is not None:
+            return len(self._data)
+        return len(self._body) * 3 // 4
+
+
+HEAD = 65536
+LAZY_BASE64 = 262144  # encoded bytes above which a part is decoded lazily
 
 
 class MimeWalk:
@@ -76,8 +151,8 @@ class MimeWalk:
 
     def leaves(self) -> Iterator[Leaf]:
         """Leaf parts in message order; raises OverLimits at a limit."""
-        stack: list[tuple[bytes, tuple[Node, ...], int, str]] = [
-            (self._raw, (), 0, "text/plain")
+        stack: list[tuple[Span, tuple[Node, ...], int, str]] = [
+            (Span.of(self._raw), (), 0, "text/plain")
         ]
         while stack:
             data, path, depth, default = stack.pop()
@@ -105,12 +180,15 @@ class MimeWalk:
                         for child in reversed(children)
                     )
                     continue
-            payload = _decode(body, fields["content-transfer-encoding"])
-            self._budget.charge(len(payload))
+            encoding = fields["content-transfer-encoding"].strip().lower()
+            leaf = Leaf(path, body, encoding, depth)
+            self._budget.charge(leaf.size)
             if mime_type in _MESSAGE_TYPES:
-                stack.append((payload, path, depth + 1, "text/plain"))
+                stack.append(
+                    (Span.of(leaf.data), path, depth + 1, "text/plain")
+                )
                 continue
-            yield Leaf(path, payload, depth)
+            yield leaf
 
     def _fields(self, block: bytes) -> dict[str, str]:
         """The three fields we need; conflicting repeats are ambiguous."""
@@ -127,8 +205,8 @@ class MimeWalk:
         return {name: (v[0] if v else "") for name, v in seen.items()}
 
     def _children(
-        self, body: bytes, params: list[tuple[str, str]]
-    ) -> list[bytes]:
+        self, body: Span, params: list[tuple[str, str]]
+    ) -> list[Span]:
         """Split a multipart body with every boundary it declares."""
         found = [
             v
@@ -145,38 +223,40 @@ class MimeWalk:
             )
         if not boundaries:
             self.defects.append("multipart without boundary")
-        children: list[bytes] = []
+        children: list[Span] = []
         for boundary in boundaries:
             token = boundary.encode("utf-8", "surrogateescape")
             children += self._split_multipart(body, token)
         return children
 
-    def _split_multipart(self, body: bytes, boundary: bytes) -> list[bytes]:
+    def _split_multipart(self, body: Span, boundary: bytes) -> list[Span]:
         """Parts between delimiter lines (RFC 2046 §5.1.1).
 
         Any line that starts with "--boundary" is a delimiter, whatever
         follows on it: stricter parsers ignore such lines, lenient clients
         split there, and a legitimate part never contains one.
         """
+        buf, first, last = body.buf, body.start, body.end
         token = b"--" + boundary
-        parts: list[bytes] = []
-        start, pos = -1, 0
-        while (found := body.find(token, pos)) >= 0:
+        parts: list[Span] = []
+        start, pos = -1, first
+        while (found := buf.find(token, pos, last)) >= 0:
             pos = found + len(token)
-            if found and body[found - 1] != 0x0A:
+            if found > first and buf[found - 1] != 0x0A:
                 continue  # not at the start of a line
             if start >= 0:
-                end = found - (2 if body[found - 2 : found] == b"\r\n" else 1)
-                parts.append(body[start : max(end, start)])
+                crlf = found - 2 >= first and buf[found - 2 : found] == b"\r\n"
+                end = found - (2 if crlf else 1)
+                parts.append(Span(buf, start, max(end, start)))
                 if len(parts) > self._budget.limits.max_files:
                     return parts
-            if body.startswith(b"--", pos):
+            if buf.startswith(b"--", pos, last):
                 return parts
-            newline = body.find(b"\n", pos)
-            start = len(body) if newline < 0 else newline + 1
+            newline = buf.find(b"\n", pos, last)
+            start = last if newline < 0 else newline + 1
         if start >= 0:
             self.defects.append("missing close delimiter")
-            parts.append(body[start:])
+            parts.append(Span(buf, start, last))
         return parts
 
     def _ambiguous(self, defect: str) -> None:
@@ -190,27 +270,30 @@ def _text(value: str) -> str:
     return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-def _split(data: bytes) -> tuple[bytes, bytes]:
+def _split(data: Span) -> tuple[bytes, Span]:
     """Header block and body; a part starting with a blank line has none."""
-    if data.startswith((b"\r\n", b"\n")):
-        return b"", data[2 if data.startswith(b"\r\n") else 1 :]
-    match = _BLANK_LINE.search(data)
+    buf, first, last = data.buf, data.start, data.end
+    if buf.startswith(b"\r\n", first, last):
+        return b"", Span(buf, first + 2, last)
+    if buf.startswith(b"\n", first, last):
+        return b"", Span(buf, first + 1, last)
+    match = _BLANK_LINE.search(buf, first, last)
     if match is None:
-        return data, b""
-    return data[: match.start()], data[match.end() :]
+        return data.tobytes(), Span(buf, last, last)
+    return buf[first : match.start()], Span(buf, match.end(), last)
 
 
-def _decode(body: bytes, encoding: str) -> bytes:
+def _decode(body: Span, encoding: str) -> bytes:
     """Undo the Content-Transfer-Encoding, as leniently as clients do."""
     encoding = encoding.strip().lower()
     if encoding == "base64":
         try:
-            return binascii.a2b_base64(body)
+            return binascii.a2b_base64(body.view())
         except binascii.Error:
             # Bad padding or stray characters: keep what decodes.
-            clean = _NOT_BASE64.sub(b"", body)
+            clean = _NOT_BASE64.sub(b"", body.view())
             clean = clean[: len(clean) - (len(clean) % 4 == 1)]
             return binascii.a2b_base64(clean + b"=" * (-len(clean) % 4))
     if encoding == "quoted-printable":
-        return binascii.a2b_qp(body)
-    return body
+        return binascii.a2b_qp(body.view())
+    return body.tobytes()

@@ -55,7 +55,7 @@ def check(content: bytes, policy: BannedPolicy) -> Findings:
     walk = MimeWalk(content, run.budget)
     try:
         for leaf in walk.leaves():
-            run.inspect(_typed(leaf), leaf.data, leaf.depth)
+            run.inspect(_typed(leaf), leaf, leaf.depth)
     except archives.OverLimits as exc:
         run.found.add(run.found.unchecked, f"over limits: {exc}")
     for reason in walk.unchecked:
@@ -66,7 +66,7 @@ def check(content: bytes, policy: BannedPolicy) -> Findings:
 def _typed(leaf: Leaf) -> tuple[Node, ...]:
     """The leaf's path with the leaf's content types filled in."""
     node = leaf.path[-1]
-    types = filetype.short_types(leaf.data)
+    types = filetype.short_types(leaf.head)
     return (*leaf.path[:-1], Node(node.mime_type, node.names, types))
 
 
@@ -78,7 +78,9 @@ class _Check:
     budget: archives.Budget
     found: Findings = field(default_factory=Findings)
 
-    def inspect(self, path: tuple[Node, ...], data: bytes, depth: int) -> None:
+    def inspect(
+        self, path: tuple[Node, ...], part: Leaf | archives.Member, depth: int
+    ) -> None:
         """Check one leaf path; descend into it if it is an archive."""
         verdict = match(path, self.policy)
         if verdict is not None:
@@ -92,10 +94,9 @@ class _Check:
         self.budget.enter(depth + 1)
         timeout = self.policy.tool_timeout
         try:
-            for member in archives.members(data, kind, self.budget, timeout):
-                self.inspect(
-                    (*path, _member_node(member)), member.data, depth + 1
-                )
+            members = archives.members(part.data, kind, self.budget, timeout)
+            for member in members:
+                self.inspect((*path, _member_node(member)), member, depth + 1)
         except archives.Undecodable as exc:
             self.found.add(self.found.unchecked, f"not decoded: {exc}")
 

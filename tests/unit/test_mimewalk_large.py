@@ -1,0 +1,59 @@
+"""Large parts: found and typed without copying or decoding them in full."""
+
+from __future__ import annotations
+
+import io
+import os
+import tracemalloc
+import zipfile
+from pathlib import Path
+
+from mailfilter.policy import load_policy
+from mailfilter.scanners.banned import check
+from tests.support.corpus import with_attachment
+
+POLICY = load_policy(
+    Path(__file__).resolve().parents[2] / "policy/default.toml"
+).banned
+
+
+def test_large_plain_attachment_is_not_decoded_in_full():
+    """A 6 MB random attachment is typed from its head: the walk stays small in memory."""
+    msg = with_attachment(
+        os.urandom(6_000_000), "data.bin", "application/octet-stream"
+    )
+    tracemalloc.start()
+    try:
+        found = check(msg, POLICY)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [] == found.banned
+    assert peak < 2_000_000
+
+
+def test_large_zip_is_still_opened():
+    """A zip above the lazy threshold is decoded in full and its .exe is found."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        archive.writestr("filler.bin", os.urandom(400_000))
+        archive.writestr("setup.exe", b"MZ" + b"\0" * 100)
+    msg = with_attachment(buf.getvalue(), "files.zip", "application/zip")
+    assert len(msg) > 262144
+    (banned,) = check(msg, POLICY).banned
+    assert banned.endswith("setup.exe")
+    assert ".exe-ms" in banned
+
+
+def test_large_executable_behind_a_harmless_name_is_typed_from_its_head():
+    """An MZ header at the start of a big .pdf attachment still makes it .exe-ms."""
+    pe = (
+        b"MZ\x90\x00"
+        + b"\x00" * 56
+        + b"\x80\x00\x00\x00"
+        + b"\x00" * 64
+        + b"PE\x00\x00"
+        + os.urandom(600_000)
+    )
+    msg = with_attachment(pe, "report.pdf", "application/pdf")
+    assert any(".exe" in b for b in check(msg, POLICY).banned)
