@@ -105,12 +105,14 @@ def throughput(
     sink: stack.Service,
     filt: stack.Service,
     eml: Path,
+    naive: stack.Service,
 ) -> list[SourceRun]:
-    """Interleaved T0/T1 smtp-source runs, with and without -d."""
+    """Interleaved T0/T1/naive smtp-source runs, with and without -d."""
     runs = []
+    targets = (("T0", sink), ("T1", filt), ("naive", naive))
     for reuse in (True, False):
         for _ in range(args.repeat):
-            for name, svc in (("T0", sink), ("T1", filt)):
+            for name, svc in targets:
                 cpu0 = driver.cpu_seconds([filt.pid])
                 elapsed, err = smtp_source(
                     svc.port, eml, args.messages, args.concurrency, reuse
@@ -211,7 +213,9 @@ def report(
         "",
         (
             "T0 = smtp-source -> smtp-sink; T1 = smtp-source -> mailfilter "
-            "(`--clamd off --spamd off`) -> smtp-sink. "
+            "(`--clamd off --spamd off`) -> smtp-sink; naive = smtp-source -> "
+            "an aiosmtpd handler forwarding with aiosmtplib.send() "
+            "(bench/naive_proxy.py) -> smtp-sink. "
             f"One {len(corpus.text_messages(1)[0].data)}-byte text message "
             f"(`smtp-source -F`), `-s {args.concurrency}`, {args.messages} "
             f"messages per run, best of {args.repeat} interleaved runs. "
@@ -230,16 +234,23 @@ def throughput_section(runs: list[SourceRun]) -> list[str]:
     lines = [
         "## Throughput (smtp-source)",
         "",
-        "| connection reuse | T0 msg/s | T1 msg/s | T1/T0 | target | met | filter CPU/msg |",
-        "|---|---:|---:|---:|---:|---|---:|",
+        (
+            "| connection reuse | T0 msg/s | T1 msg/s | naive proxy msg/s "
+            "| T1/T0 | naive/T0 | T1/naive | target T1/T0 | met | filter CPU/msg |"
+        ),
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
     for reuse in (True, False):
         t0, t1 = best(runs, "T0", reuse), best(runs, "T1", reuse)
+        nv = best(runs, "naive", reuse)
         ratio = t1.rate / t0.rate if t0.rate else 0.0
+        naive = nv.rate / t0.rate if t0.rate else 0.0
+        gain = t1.rate / nv.rate if nv.rate else 0.0
         cpu_ms = t1.cpu / t1.messages * 1e3
         lines.append(
             f"| {'-d (reuse)' if reuse else 'none'} | {t0.rate:,.0f} | "
-            f"{t1.rate:,.0f} | {ratio:.3f} | >= {TARGETS['ratio']} | "
+            f"{t1.rate:,.0f} | {nv.rate:,.0f} | {ratio:.3f} | {naive:.3f} | "
+            f"{gain:.2f} | >= {TARGETS['ratio']} | "
             f"{verdict(ratio >= TARGETS['ratio'])} | {cpu_ms:.3f} ms "
             f"({verdict(cpu_ms < TARGETS['cpu_ms'])} < {TARGETS['cpu_ms']} ms) |"
         )
@@ -347,8 +358,9 @@ def main(argv: list[str] | None = None) -> None:
     info = stack.machine_info()
     work = Path(tempfile.mkdtemp(prefix="bench-filter-"))
     sink = stack.start_sink(work / "sink")
-    filt = None
+    filt = naive = None
     try:
+        naive = stack.start_naive_proxy(work / "naive", forward=sink.port)
         filt = stack.start_mailfilter(
             work / "filter", forward=sink.port, policy=args.policy
         )
@@ -359,7 +371,7 @@ def main(argv: list[str] | None = None) -> None:
             corpus.text_messages(1)[0].data.replace(b"\r\n", b"\n")
         )
         print("throughput (smtp-source):")
-        runs = throughput(args, sink, filt, eml)
+        runs = throughput(args, sink, filt, eml, naive)
         print("latency (driver):")
         lat = latency(args, sink, filt)
         size = int(args.big_mb * 1e6)
@@ -371,6 +383,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"  T1 {big[-1][1].mbps:.0f} MB/s")
         text = report(args, runs, lat, big, info)
     finally:
+        if naive is not None:
+            naive.stop()
         if filt is not None:
             filt.stop()
             print(f"mailfilter log tail:\n{filt.tail(10)}", file=sys.stderr)

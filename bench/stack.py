@@ -181,6 +181,18 @@ def start_mailfilter(
     return _wait_ready(Service("mailfilter", proc, port, workdir, log), 60)
 
 
+def start_naive_proxy(workdir: Path, *, forward: int) -> Service:
+    """bench/naive_proxy.py on a free port (the issue's reference proxy)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    log = workdir / "naive.log"
+    cmd = [str(VENV_PY), "-m", "bench.naive_proxy", str(port), str(forward)]
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT
+    )
+    return _wait_ready(Service("naive", proc, port, workdir, log), 30)
+
+
 def amavis_config(
     home: Path, *, port: int, forward: int, clamd_socket: Path,
     max_servers: int, log_level: int = 0,
