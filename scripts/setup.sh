@@ -14,6 +14,7 @@ PACKAGES=(
   dovecot-imapd
   maildrop procmail  # peers in the delivery benchmark
   amavisd-new        # the peer in the scanning benchmark
+  libfile-libmagic-perl  # lets amavisd-new use libmagic, not file(1): its best
   keepalived haproxy # deploy/ files are checked with their own parsers
   mailgraph          # proves the log format against mailgraph's patterns
   libmagic1          # python-magic
