@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from mailfilter import config as configmod
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Coroutine
+    from collections.abc import Callable
 
 _SUBCOMMANDS = ("check-config", "show-config", "release", "scan")
 
@@ -104,6 +104,7 @@ def _serve(
 ) -> int:
     from mailfilter import logsetup
     from mailfilter.app import Service
+    from mailfilter.loop import run as run_loop
 
     logsetup.setup(
         to=config.log_to, ident=config.log_ident, level=config.log_level
@@ -114,25 +115,11 @@ def _serve(
         await service.run()
 
     try:
-        _event_loop_runner()(run())
+        run_loop(run())
     except Exception as exc:  # start-up failure: say it plainly
         print(f"mailfilter: {exc}", file=sys.stderr)
         return 1
     return 0
-
-
-def _event_loop_runner() -> Callable[[Coroutine[Any, Any, None]], None]:
-    """uvloop when installed: the same asyncio API, a faster loop.
-
-    Per message the filter is two SMTP transactions of small reads and
-    writes, where the event loop's own overhead dominates; uvloop cuts it
-    (docs/bench-filter.md). Without uvloop, the standard loop is used.
-    """
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run
-    return uvloop.run
 
 
 def _check_config(

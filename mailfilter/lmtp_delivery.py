@@ -30,6 +30,7 @@ from aiosmtpd.lmtp import LMTP
 
 import maildir
 from maildir import routing
+from mailfilter.loop import run as run_loop
 
 log = logging.getLogger("mailfilter.lmtp_delivery")
 
@@ -95,6 +96,15 @@ def _store_ok(config: Config) -> bool:
     return config.mount_check is None or os.path.ismount(config.mount_check)
 
 
+def _rcpt_refusal(config: Config, root: str) -> str | None:
+    """The RCPT reply when the mount or the user's Maildir is missing."""
+    if not _store_ok(config):
+        return R451_MOUNT
+    if not config.auto_create and not _exists(root):
+        return R550_NO_USER
+    return None
+
+
 def _exists(path: str) -> bool:
     return os.path.isdir(path)  # noqa: PTH112 - str paths from the template
 
@@ -125,13 +135,14 @@ class DeliveryHandler:
         target = resolve(self.config, address)
         if target is None:
             return R550_BAD_ADDRESS
-        # stat() on a cluster mount can block: keep it off the loop.
-        if not await asyncio.to_thread(_store_ok, self.config):
-            return R451_MOUNT
-        if not self.config.auto_create and not await asyncio.to_thread(
-            _exists, target.root
-        ):
-            return R550_NO_USER
+        config = self.config
+        if config.mount_check or not config.auto_create:
+            # stat() on a cluster mount can block: one trip off the loop.
+            refused = await asyncio.to_thread(
+                _rcpt_refusal, config, target.root
+            )
+            if refused:
+                return refused
         envelope.rcpt_tos.append(address)
         return R250_RCPT
 
@@ -172,7 +183,10 @@ class DeliveryHandler:
         size_limit = config.max_message_size
         if size_limit and len(content) > size_limit:
             return R552_TOO_BIG
-        if not await asyncio.to_thread(_store_ok, config):
+        # The mount check stats a path: off the loop, and only when asked.
+        if config.mount_check and not await asyncio.to_thread(
+            _store_ok, config
+        ):
             return R451_MOUNT
         folder, create_folder = routing.choose(
             content,
@@ -295,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     config = config_from_args(args)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(
+        run_loop(
             serve(
                 config,
                 host.strip("[]") or "127.0.0.1",
