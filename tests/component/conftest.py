@@ -59,3 +59,28 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
     await s.service.shutdown()
     await s.mta.stop()
     await asyncio.sleep(0)
+
+
+SIMPLE = b"Subject: x\r\n\r\nx\r\n"
+
+
+async def one_message(
+    tmp_path: Path,
+    mta: FakeMTA,
+    body: bytes = SIMPLE,
+    *,
+    rcpts: tuple[str, ...] = ("u@example.com",),
+    **overrides: Any,
+) -> tuple[str, Stack]:
+    """Start a stack, send one message from a@b, stop; (reply, stack)."""
+    from tests.component.smtpclient import Client
+
+    s = await make_stack(tmp_path, mta, **overrides)
+    try:
+        client, _ = await Client.connect(s.port)
+        reply = await client.send("a@b", list(rcpts), body)
+        await client.close()
+    finally:
+        await s.service.shutdown()
+        await s.mta.stop()
+    return reply, s

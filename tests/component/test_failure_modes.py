@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mailfilter.scanners import banned
-from tests.component.conftest import make_stack
+from tests.component.conftest import make_stack, one_message
 from tests.component.fakes import FakeMTA
 from tests.component.smtpclient import Client
 
@@ -21,24 +21,16 @@ async def test_quarantine_unwritable_tempfails_instead_of_discarding(tmp_path):
     """A banned message whose quarantine copy cannot be written gets 451, not a discard."""
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("x")
-    s = await make_stack(tmp_path, FakeMTA(), quarantine=str(blocker / "q"))
-    client, _ = await Client.connect(s.port)
-    reply = await client.send("a@b", ["u@example.com"], EXE)
-    await client.close()
-    await s.service.shutdown()
-    await s.mta.stop()
+    reply, s = await one_message(
+        tmp_path, FakeMTA(), EXE, quarantine=str(blocker / "q")
+    )
     assert reply.startswith("451 4.5.0 Error in processing")
     assert [] == s.mta.transactions
 
 
 async def test_banned_is_discarded_and_quarantined(tmp_path):
     """The default policy discards a banned .exe with amavis's reply and keeps a copy."""
-    s = await make_stack(tmp_path, FakeMTA())
-    client, _ = await Client.connect(s.port)
-    reply = await client.send("a@b", ["u@example.com"], EXE)
-    await client.close()
-    await s.service.shutdown()
-    await s.mta.stop()
+    reply, s = await one_message(tmp_path, FakeMTA(), EXE)
     assert reply.startswith("250 2.7.0 Ok, discarded, id=")
     assert "- BANNED: " in reply
     (copy,) = (s.quarantine / "banned" / "new").iterdir()
@@ -55,14 +47,9 @@ async def test_poison_message_is_quarantined_and_passed_tagged(
 
     monkeypatch.setattr(banned, "check", explode)
     monkeypatch.setattr(banned, "_cheap", lambda content: True)
-    s = await make_stack(tmp_path, FakeMTA())
-    client, _ = await Client.connect(s.port)
-    reply = await client.send(
-        "a@b", ["u@example.com"], b"Subject: odd\r\n\r\nx\r\n"
+    reply, s = await one_message(
+        tmp_path, FakeMTA(), b"Subject: odd\r\n\r\nx\r\n"
     )
-    await client.close()
-    await s.service.shutdown()
-    await s.mta.stop()
     assert reply.startswith("250 2.0.0 from MTA(")
     (txn,) = s.mta.transactions
     assert b"Subject: ***UNCHECKED*** odd" in txn.data
@@ -78,14 +65,7 @@ async def test_pipeline_bug_answers_451_never_5xx(tmp_path, monkeypatch):
         raise KeyError("bug")
 
     monkeypatch.setattr(pipeline, "decide", broken)
-    s = await make_stack(tmp_path, FakeMTA())
-    client, _ = await Client.connect(s.port)
-    reply = await client.send(
-        "a@b", ["u@example.com"], b"Subject: x\r\n\r\nx\r\n"
-    )
-    await client.close()
-    await s.service.shutdown()
-    await s.mta.stop()
+    reply, s = await one_message(tmp_path, FakeMTA())
     assert reply.startswith("451 4.5.0 Error in processing, id=")
     assert [] == s.mta.transactions
 

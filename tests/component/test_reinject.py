@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.component.conftest import make_stack
+from tests.component.conftest import make_stack, one_message
 from tests.component.fakes import FakeMTA
 from tests.component.smtpclient import Client
 
@@ -135,29 +135,17 @@ async def test_connection_reused_across_messages(stack):
 )
 async def test_downstream_faults_tempfail(tmp_path, errors, expected):
     """Every downstream failure that is not a 5xx answers 4xx (Postfix keeps the mail)."""
-    s = await make_stack(tmp_path, FakeMTA(errors=errors))
-    client, _ = await Client.connect(s.port)
-    reply = await client.send(
-        "a@b", ["u@example.com"], b"Subject: x\r\n\r\nx\r\n"
-    )
-    await client.close()
-    await s.service.shutdown()
-    await s.mta.stop()
+    reply, s = await one_message(tmp_path, FakeMTA(errors=errors))
     assert reply.startswith(expected), reply
 
 
 async def test_rcpt_tempfail_sends_no_data(tmp_path):
     """After a 4xx RCPT with SMTP input nothing is sent, so no duplicate can follow."""
-    s = await make_stack(
-        tmp_path, FakeMTA(errors={"rcpt:v@example.com": "452 4.5.3 later"})
+    reply, s = await one_message(
+        tmp_path,
+        FakeMTA(errors={"rcpt:v@example.com": "452 4.5.3 later"}),
+        rcpts=("u@example.com", "v@example.com"),
     )
-    client, _ = await Client.connect(s.port)
-    reply = await client.send(
-        "a@b", ["u@example.com", "v@example.com"], b"Subject: x\r\n\r\nx\r\n"
-    )
-    await client.close()
-    await s.service.shutdown()
-    await s.mta.stop()
     assert reply.startswith("451")
     assert [] == s.mta.transactions
 
@@ -180,32 +168,18 @@ async def test_refused_connection_tempfails(tmp_path):
 
 async def test_hanging_downstream_times_out_with_4xx(tmp_path):
     """A 10025 that never answers the final dot gets a 4xx within forward_timeout."""
-    s = await make_stack(
+    reply, s = await one_message(
         tmp_path, FakeMTA(errors={"dot": "hang"}), forward_timeout=1.0
     )
-    client, _ = await Client.connect(s.port)
-    reply = await client.send(
-        "a@b", ["u@example.com"], b"Subject: x\r\n\r\nx\r\n"
-    )
-    await client.close()
-    await s.service.shutdown()
-    await s.mta.stop()
     assert reply.startswith("450 4.4.2 Timed out")
 
 
 async def test_all_recipients_rejected_downstream_gives_5xx(tmp_path):
     """A 5xx from 10025 for every recipient is passed on as 5xx."""
-    s = await make_stack(
+    reply, s = await one_message(
         tmp_path,
         FakeMTA(errors={"rcpt:u@example.com": "550 5.1.1 no such user"}),
     )
-    client, _ = await Client.connect(s.port)
-    reply = await client.send(
-        "a@b", ["u@example.com"], b"Subject: x\r\n\r\nx\r\n"
-    )
-    await client.close()
-    await s.service.shutdown()
-    await s.mta.stop()
     assert reply.startswith("550 5.1.1 id=")
     assert "Rejected by next-hop MTA" in reply
 
