@@ -29,9 +29,19 @@ done
 if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   # The system daemons are not used: tests start their own on free ports.
+  # Keep apt from starting them (amavisd-new would fail to start without a
+  # configured host name and fail the install).
   echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+  own_policy=
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+    own_policy=1
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [ -n "$own_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi
 fi
 
 PY=${PYTHON:-python3}
