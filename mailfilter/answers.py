@@ -7,6 +7,7 @@ and amavis's rule for one reply covering several recipients.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from mailfilter import replies
@@ -22,6 +23,15 @@ _BLOCKED = {
 }
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def safe(text: str) -> str:
+    """Reply text that cannot end the reply line early (names, virus
+    names and banned file names come from the message)."""
+    return _CONTROL.sub("?", text)[:400]
+
+
 def blocked(decision: Decision, log_id: str) -> str:
     """The reply for a recipient whose copy is not passed."""
     if (
@@ -30,10 +40,10 @@ def blocked(decision: Decision, log_id: str) -> str:
     ):
         # A scanner whose failure is fatal did not answer (§2.4).
         return replies.TEMPFAIL_INTERNAL.format(
-            log_id=log_id, section="check_mail", error=decision.reason
+            log_id=log_id, section="check_mail", error=safe(decision.reason)
         )
     return _BLOCKED[decision.action].format(
-        log_id=log_id, reason=decision.reason
+        log_id=log_id, reason=safe(decision.reason)
     )
 
 

@@ -22,6 +22,7 @@ _SPAM_FIELDS = re.compile(
     rb"[ \t]*:.*\r?\n(?:[ \t].*\r?\n)*"
 )
 _SUBJECT = re.compile(rb"(?im)^Subject[ \t]*:[ \t]*")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def header_block_end(content: bytes) -> int:
@@ -62,8 +63,12 @@ def spam_fields(
 
 
 def fold(name: str, value: str) -> bytes:
-    """One header field as CRLF bytes, folded at spaces near 78 columns."""
-    words = value.split(" ")
+    """One header field as CRLF bytes, folded at spaces near 78 columns.
+
+    Control characters in the value (it may quote the message's own file
+    or virus names) become "?", so a value can never add a header line.
+    """
+    words = _CONTROL.sub("?", value).split(" ")
     lines: list[str] = []
     line = f"{name}:"
     for word in words:

@@ -166,3 +166,20 @@ def test_reply_constants_have_enhanced_codes():
                 )
                 or "{" in value[:8]
             ), name
+
+
+def test_message_text_cannot_inject_reply_lines_or_header_fields():
+    """CR/LF from a file or virus name never ends a reply or adds a header line."""
+    from mailfilter import answers
+
+    decision = Decision(
+        Verdict.BANNED, Action.DISCARD, reason="BANNED: a.exe\r\n250 fake"
+    )
+    reply = answers.blocked(decision, "1")
+    assert "\r" not in reply
+    assert "\n" not in reply
+    field = headers.fold(
+        "X-Amavis-Alert", "BANNED, message contains a\r\nBcc: evil@x"
+    )
+    assert 1 == field.count(b"\r\n")
+    assert b"\r\nBcc:" not in field
