@@ -14,19 +14,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mailfilter import amavislog, answers, dsn, headers, mailid, replies
 from mailfilter.decide import decide
 from mailfilter.envelope import Recipient
+from mailfilter.outcome import Job, Outcome, added_fields, log_outcome
 from mailfilter.reinject import DownstreamError, Reply
 from mailfilter.verdict import (
     Action,
     Decision,
     ScanResult,
-    SpamReport,
-    Verdict,
 )
 from mailfilter.wire import has_bare_line_ends, normalise_line_ends
 
@@ -56,31 +55,6 @@ class Context:
     virus_scanned: str
     scan_timeout: float
     forward_timeout: float
-
-
-@dataclass(frozen=True)
-class _Job:
-    """One message on its way through the pipeline."""
-
-    envelope: Envelope
-    content: bytes  # line ends normalised
-    log_id: str
-    mail_id: str
-    quarantine: str  # where the quarantine copy is, "" if none
-    spam: SpamReport | None
-
-
-@dataclass
-class _Outcome:
-    """Final reply per recipient and what the log line says."""
-
-    replies: dict[int, str] = field(default_factory=dict)
-    passed: list[tuple[Decision, list[int], list[str]]] = field(
-        default_factory=list
-    )
-    blocked: list[tuple[Decision, list[int], str]] = field(
-        default_factory=list
-    )
 
 
 class Pipeline:
@@ -124,13 +98,13 @@ class Pipeline:
         for index, decision in enumerate(decisions):
             groups.setdefault(decision, []).append(index)
         quarantine = await self._quarantine(ctx, envelope, decisions, mail_id)
-        outcome = _Outcome()
+        outcome = Outcome()
         spam = next((r.spam for r in results if r.spam is not None), None)
-        job = _Job(envelope, content, log_id, mail_id, quarantine, spam)
+        job = Job(envelope, content, log_id, mail_id, quarantine, spam)
         for decision, indexes in groups.items():
             await self._act(ctx, job, decision, indexes, outcome)
         elapsed = int((time.monotonic() - start) * 1000)
-        self._log(job, results, outcome, elapsed)
+        log_outcome(job, results, outcome, elapsed)
         per_rcpt = [
             outcome.replies[i] for i in range(len(envelope.recipients))
         ]
@@ -142,7 +116,7 @@ class Pipeline:
         return [reply]
 
     async def _bounce(
-        self, ctx: Context, job: _Job, per_rcpt: list[str]
+        self, ctx: Context, job: Job, per_rcpt: list[str]
     ) -> None:
         """Mixed outcome under SMTP: report refused recipients ourselves."""
         envelope = job.envelope
@@ -227,10 +201,10 @@ class Pipeline:
     async def _act(
         self,
         ctx: Context,
-        job: _Job,
+        job: Job,
         decision: Decision,
         indexes: list[int],
-        outcome: _Outcome,
+        outcome: Outcome,
     ) -> None:
         action = decision.action
         log_id = job.log_id
@@ -246,14 +220,20 @@ class Pipeline:
     async def _forward(
         self,
         ctx: Context,
-        job: _Job,
+        job: Job,
         decision: Decision,
         indexes: list[int],
-        outcome: _Outcome,
+        outcome: Outcome,
     ) -> None:
         envelope, log_id = job.envelope, job.log_id
         rcpts = tuple(envelope.recipients[i] for i in indexes)
-        prefix = self._added_fields(ctx, job, decision, rcpts)
+        prefix = added_fields(
+            job,
+            decision,
+            rcpts,
+            virus_scanned=ctx.virus_scanned,
+            myhostname=ctx.myhostname,
+        )
         body = headers.edit(
             job.content,
             strip_spam=decision.spam_headers or decision.spam_flag,
@@ -291,124 +271,3 @@ class Pipeline:
                 queued.append(amavislog.queued_as(str(answer)))
         outcome.passed.append((decision, indexes, queued))
         ctx.metrics.count_message(decision.verdict.value, "pass")
-
-    def _added_fields(
-        self,
-        ctx: Context,
-        job: _Job,
-        decision: Decision,
-        rcpts: tuple[Recipient, ...],
-    ) -> bytes:
-        envelope, mail_id, spam = job.envelope, job.mail_id, job.spam
-        fields: list[tuple[str, str]] = []
-        if job.quarantine:
-            fields.append(("X-Quarantine-ID", f"<{mail_id}>"))
-        if decision.virus_scanned:
-            fields.append(("X-Virus-Scanned", ctx.virus_scanned))
-        if decision.verdict in (Verdict.INFECTED, Verdict.BANNED):
-            fields.append(("X-Amavis-Alert", decision.reason))
-        if decision.spam_headers and spam is not None:
-            fields += headers.spam_fields(spam, decision)
-        fields.extend(self._notes(decision))
-        protocol = "UTF8SMTP" if envelope.params.smtputf8 else "ESMTP"
-        if envelope.lmtp:
-            protocol = "LMTP"
-        fields.append(
-            headers.received(
-                helo=envelope.client.helo or envelope.helo,
-                client_addr=envelope.client.addr or envelope.peer or None,
-                myhostname=ctx.myhostname,
-                local_addr=envelope.local_addr,
-                protocol=protocol,
-                mail_id=mail_id,
-                recipients=[r.address for r in rcpts],
-            )
-        )
-        if headers.needs_subject_field(envelope.content, decision.subject_tag):
-            fields.append(("Subject", decision.subject_tag.strip()))
-        return b"".join(headers.fold(name, value) for name, value in fields)
-
-    @staticmethod
-    def _notes(decision: Decision) -> list[tuple[str, str]]:
-        return [
-            ("X-Amavis-Alert", note)
-            for note in decision.notes
-            if note.startswith("spam checks skipped")
-        ]
-
-    @staticmethod
-    def _log(
-        job: _Job, results: list[ScanResult], outcome: _Outcome, elapsed: int
-    ) -> None:
-        envelope, log_id = job.envelope, job.log_id
-        mail_id, quarantine = job.mail_id, job.quarantine
-        spam = next((r.spam for r in results if r.spam is not None), None)
-        base = amavislog.Summary(
-            log_id=log_id,
-            passed=True,
-            category="",
-            actions=[],
-            client_addr=envelope.client.addr,
-            client_port=envelope.client.port,
-            sender=envelope.sender,
-            recipients=[],
-            queue_id=envelope.client.ident,
-            message_id=amavislog.message_id(envelope.content),
-            mail_id=mail_id,
-            hits=spam.score if spam else None,
-            size=len(envelope.content),
-            elapsed_ms=elapsed,
-        )
-        for decision, indexes, queued in outcome.passed:
-            tagged = decision.spam_flag or decision.subject_tag
-            actions = ["RelayedTaggedInbound" if tagged else "RelayedInbound"]
-            if quarantine:
-                actions.append("Quarantined")
-            log.info(
-                "%s",
-                replace(
-                    base,
-                    category=_category(decision),
-                    actions=actions,
-                    recipients=[
-                        envelope.recipients[i].address for i in indexes
-                    ],
-                    quarantine=quarantine,
-                    queued_as=queued,
-                ).line(),
-            )
-        for decision, indexes, kind in outcome.blocked:
-            mta = kind == "mta"
-            actions = [f"{_BLOCKED_WORD[kind]}Inbound"]
-            if quarantine and not mta:
-                actions.append("Quarantined")
-            log.info(
-                "%s",
-                replace(
-                    base,
-                    passed=False,
-                    actions=actions,
-                    category="MTA-BLOCKED" if mta else _category(decision),
-                    recipients=[
-                        envelope.recipients[i].address for i in indexes
-                    ],
-                    quarantine="" if mta else quarantine,
-                ).line(),
-            )
-
-
-_BLOCKED_WORD = {
-    "discard": "Discarded",
-    "reject": "Rejected",
-    "tempfail": "TempFailed",
-    "mta": "TempFailed",
-}
-
-
-def _category(decision: Decision) -> str:
-    if decision.detail and decision.verdict in (
-        Verdict.INFECTED,
-        Verdict.BANNED,
-    ):
-        return f"{decision.verdict.value} ({amavislog.clean(decision.detail)})"
-    return decision.verdict.value
