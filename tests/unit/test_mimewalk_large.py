@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-import os
+import random
 import tracemalloc
 import zipfile
 from pathlib import Path
@@ -12,6 +12,7 @@ from mailfilter.policy import load_policy
 from mailfilter.scanners.banned import check
 from tests.support.corpus import with_attachment
 
+_RNG = random.Random(20261127)  # fixed bytes: the same test every run
 POLICY = load_policy(
     Path(__file__).resolve().parents[2] / "policy/default.toml"
 ).banned
@@ -20,7 +21,7 @@ POLICY = load_policy(
 def test_large_plain_attachment_is_not_decoded_in_full():
     """A 6 MB random attachment is typed from its head: the walk stays small in memory."""
     msg = with_attachment(
-        os.urandom(6_000_000), "data.bin", "application/octet-stream"
+        _RNG.randbytes(6_000_000), "data.bin", "application/octet-stream"
     )
     tracemalloc.start()
     try:
@@ -36,7 +37,7 @@ def test_large_zip_is_still_opened():
     """A zip above the lazy threshold is decoded in full and its .exe is found."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as archive:
-        archive.writestr("filler.bin", os.urandom(400_000))
+        archive.writestr("filler.bin", _RNG.randbytes(400_000))
         archive.writestr("setup.exe", b"MZ" + b"\0" * 100)
     msg = with_attachment(buf.getvalue(), "files.zip", "application/zip")
     assert len(msg) > 262144
@@ -53,7 +54,7 @@ def test_large_executable_behind_a_harmless_name_is_typed_from_its_head():
         + b"\x80\x00\x00\x00"
         + b"\x00" * 64
         + b"PE\x00\x00"
-        + os.urandom(600_000)
+        + _RNG.randbytes(600_000)
     )
     msg = with_attachment(pe, "report.pdf", "application/pdf")
     assert any(".exe" in b for b in check(msg, POLICY).banned)
