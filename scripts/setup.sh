@@ -50,3 +50,6 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/pip install -q --upgrade pip >/dev/null
 .venv/bin/pip install -q '.[tests]'
+
+# Courier-IMAP for the reader tests (optional: they skip without it).
+bash scripts/courier.sh || echo "setup: Courier-IMAP not unpacked; its tests will skip" >&2

@@ -5,7 +5,7 @@ the Maildir under test; four delivering processes run as the mail user
 while an IMAP client lists, fetches and flags (new/ -> cur/ renames) in
 parallel. Afterwards every message is present exactly once, in the right
 folder, with RFC822.SIZE equal to its CRLF size and the flags we set.
-Courier-IMAP is not tested: it conflicts with dovecot-imapd in Debian.
+Courier-IMAP has its own test (test_maildir_courier.py).
 """
 
 from __future__ import annotations
