@@ -73,7 +73,8 @@ class Conn:
         self.opened = time.monotonic()
         self.used = self.opened
 
-    async def read_reply(self) -> Reply:
+    async def read_lines(self) -> tuple[int, list[str]]:
+        """One reply: its code and the text of each of its lines."""
         lines: list[str] = []
         while True:
             raw = await self.reader.readline()
@@ -84,7 +85,12 @@ class Conn:
                 raise ConnectionError(f"malformed reply {line[:80]!r}")
             lines.append(line[4:])
             if line[3:4] != "-":
-                return Reply(int(line[:3]), " ".join(lines))
+                return int(line[:3]), lines
+
+    async def read_reply(self) -> Reply:
+        """One reply, continuation lines joined by a space."""
+        code, lines = await self.read_lines()
+        return Reply(code, " ".join(lines))
 
     def close(self) -> None:
         self.writer.close()
@@ -102,16 +108,8 @@ class Conn:
 
 async def read_ehlo(conn: Conn) -> Reply:
     """The EHLO/LHLO reply; its keywords go into `conn.caps`."""
-    lines: list[str] = []
-    while True:
-        raw = await conn.reader.readline()
-        if not raw.endswith(b"\n"):
-            raise ConnectionResetError("connection closed during EHLO")
-        line = raw.decode("ascii", "replace").rstrip("\r\n")
-        lines.append(line[4:])
-        if line[3:4] != "-":
-            break
+    code, lines = await conn.read_lines()
     for keyword_line in lines[1:]:
         keyword, _, value = keyword_line.partition(" ")
         conn.caps[keyword.upper()] = value
-    return Reply(int(line[:3]), lines[0])
+    return Reply(code, lines[0])
