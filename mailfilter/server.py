@@ -46,7 +46,7 @@ _EHLO_KEYWORDS = (
 
 
 class FilterSMTP(SMTP):
-    """One Postfix connection. Built per connection by `Listener`."""
+    """One Postfix connection; `app.Service` builds one per connection."""
 
     # The StreamReader limit. DATA is read in chunks of up to this size;
     # command lines are still held to RFC 5321's 512 octets by aiosmtpd.
