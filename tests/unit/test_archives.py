@@ -18,9 +18,6 @@ from mailfilter.policy import DecodingLimits
 from tests.support import corpus
 
 LIMITS = DecodingLimits(14, 1500, 102400, 300 << 20, 5, 500)
-needs_7z = pytest.mark.skipif(
-    shutil.which("7z") is None, reason="7z (p7zip-full) not installed"
-)
 
 
 def listing(data, kind, size=None, limits=LIMITS):
@@ -120,30 +117,6 @@ def test_truncated_gzip_is_not_a_crash():
     data = corpus.gzip_of(b"hello world" * 100, "a.txt")[:40]
     (member,) = listing(data, ".gz")
     assert "a.txt" == member.name
-
-
-@needs_7z
-def test_7z_members():
-    """7z archives are listed and extracted through the 7z tool."""
-    data = corpus.seven_zip({"invoice.exe": corpus.pe_exe(), "a.txt": b"hi"})
-    got = {m.name: m.data for m in listing(data, ".7z")}
-    assert {"invoice.exe": corpus.pe_exe(), "a.txt": b"hi"} == got
-
-
-@needs_7z
-def test_cab_members():
-    """Cabinet files are read through 7z."""
-    assert [Member("invoice.exe", b"MZ\x90\x00")] == listing(
-        corpus.cab_of("invoice.exe", b"MZ\x90\x00"), ".cab"
-    )
-
-
-@needs_7z
-def test_7z_over_quota_before_extracting():
-    """A 7z whose listed sizes exceed the quota stops before extraction."""
-    data = corpus.seven_zip({"zeros.bin": b"\0" * 3_000_000})
-    with pytest.raises(OverLimits):
-        listing(data, ".7z")
 
 
 def test_missing_tool_is_undecodable(monkeypatch):
