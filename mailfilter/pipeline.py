@@ -236,7 +236,9 @@ class Pipeline:
         )
         body = headers.edit(
             job.content,
-            strip_spam=decision.spam_headers or decision.spam_flag,
+            # amavis $remove_existing_spam_headers: whenever spam was
+            # checked for this recipient, not only when we add our own.
+            strip_spam=decision.tag_level is not None,
             subject_tag=decision.subject_tag,
         )
         began = time.monotonic()

@@ -197,3 +197,17 @@ def test_clamd_down_tempfails_and_spamd_down_passes(tmp_path, spamd):
     finally:
         mf.stop()
         pf.stop()
+
+
+def test_forged_spam_fields_are_removed(scanned):
+    """A sender's own X-Spam-Flag/Status never reach the mailbox once spamd scored the message."""
+    pf, mf, _ = scanned
+    forged = b"X-Spam-Flag: NO\r\nX-Spam-Status: No, score=-100\r\n" + msg(
+        "hello again", b"Just a note."
+    )
+    send(pf.port, forged)
+    (path,) = pf.wait_delivered(1)
+    data = path.read_bytes()
+    assert b"score=-100" not in data
+    assert b"X-Spam-Flag: NO" not in data
+    assert data.endswith(b"Just a note.\n")
