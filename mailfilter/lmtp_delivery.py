@@ -24,6 +24,7 @@ import os
 import re
 import signal
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aiosmtpd.lmtp import LMTP
@@ -90,6 +91,21 @@ def resolve(config: Config, address: str) -> Target | None:
     # Extension case matters for folder names; take it from the original.
     raw_ext = address.rpartition("@")[0][len(user) + len(sep) :]
     return Target(address, root, raw_ext if sep and ext else None)
+
+
+def _make_parents(config: Config, root: str) -> None:
+    """Create the user's directories below the template's fixed part.
+
+    The fixed part (before the first `{`) is the mail store itself - on
+    the cluster, the Lustre mount. It is never created: if it is missing,
+    the mount is, and maildir.deliver then defers (4.2.0) instead of
+    writing mail onto the local disk.
+    """
+    # dirname, not Path.parent: "/srv/mail/" must give "/srv/mail".
+    base = Path(os.path.dirname(config.root_template.split("{", 1)[0]))  # noqa: PTH120
+    parent = Path(root).parent
+    if base.is_dir() and not parent.is_dir():
+        parent.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 
 def _store_ok(config: Config) -> bool:
@@ -195,6 +211,8 @@ class DeliveryHandler:
             create_extension_folders=config.create_extension_folders,
         )
         message = _trace_headers(mail_from, rcpt) + content
+        if config.auto_create:
+            await asyncio.to_thread(_make_parents, config, target.root)
         path = await asyncio.to_thread(
             maildir.deliver,
             target.root,

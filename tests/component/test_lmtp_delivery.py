@@ -191,3 +191,18 @@ async def test_missing_mount_is_451(tmp_path):
     assert lm.R451_MOUNT == await handler.handle_RCPT(
         None, None, Env(), "a@b.org", []
     )
+
+
+def test_auto_create_makes_user_directories_but_never_the_store(tmp_path):
+    """With --auto-create the user's tree is made under the store, but a missing store is never created."""
+    from mailfilter.lmtp_delivery import Config, _make_parents
+
+    store = tmp_path / "store"
+    config = Config(
+        root_template=str(store) + "/{domain}/{user}/Maildir", auto_create=True
+    )
+    _make_parents(config, str(store / "example.com" / "alice" / "Maildir"))
+    assert not store.exists()  # the mount is missing: leave it to defer
+    store.mkdir()
+    _make_parents(config, str(store / "example.com" / "alice" / "Maildir"))
+    assert (store / "example.com" / "alice").is_dir()
