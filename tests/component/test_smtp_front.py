@@ -173,3 +173,25 @@ async def test_concurrent_connections_are_independent(stack):
     answers = await asyncio.gather(*(one(i) for i in range(10)))
     assert all(a.startswith("250 2.0.0 from MTA(") for a in answers)
     assert 10 == len(stack.mta.transactions)
+
+
+async def test_no_nagle_delay_on_either_side(stack):
+    """TCP_NODELAY is on for Postfix's connection and for the 10025 one.
+
+    amavisd-new loses ~40 ms per message to Nagle's algorithm with a
+    pipelining client (perf-reliability.md); small replies must go out at once.
+    """
+    import socket
+
+    client, _ = await Client.connect(stack.port)
+    await client.send("a@b", ["u@example.com"], BODY)
+    (session,) = stack.service._sessions
+    server_sock = session.transport.get_extra_info("socket")
+    (conn,) = stack.service.pipeline.context.downstream._idle
+    client_sock = conn.writer.get_extra_info("socket")
+    options = [
+        s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        for s in (server_sock, client_sock)
+    ]
+    await client.close()
+    assert [1, 1] == options
