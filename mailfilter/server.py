@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, AnyStr
 
 from aiosmtpd.smtp import SMTP, Session
 
@@ -74,6 +74,7 @@ class FilterSMTP(SMTP):
             timeout=idle_timeout,
         )
         self._process = process
+        self._pending: list[bytes] = []
         self._limit = size_limit
         self._lmtp = lmtp
         self._local_addr = local_addr
@@ -99,8 +100,31 @@ class FilterSMTP(SMTP):
         self._params = MailParams()
         self._rcpts: list[Recipient] = []
 
-    async def _reply(self, text: str) -> None:
-        await self.push(text)
+    async def _reply(self, text: str, *, flush: bool = False) -> None:
+        """Queue a reply; send the queue unless more commands are waiting.
+
+        With a pipelining client (Postfix sends MAIL, RCPT... and DATA in
+        one packet), the replies then leave in one packet too (RFC 2920
+        §3.2 allows it) instead of one send each. A reply the client must
+        see before it sends more (354, the final reply, QUIT) is sent at
+        once, as is anything when no further command line is buffered.
+        """
+        self._pending.append(text.encode("utf-8", "surrogateescape") + b"\r\n")
+        # CPython's StreamReader keeps unread bytes in `_buffer`.
+        waiting = b"\n" in self._reader._buffer  # type: ignore[attr-defined]
+        if flush or not waiting:
+            await self._flush()
+
+    async def _flush(self) -> None:
+        if self._pending:
+            self._writer.write(b"".join(self._pending))
+            self._pending.clear()
+            await self._writer.drain()
+
+    async def push(self, status: AnyStr) -> None:
+        """aiosmtpd's own replies: send ours first, keep the order."""
+        await self._flush()
+        await super().push(status)
 
     # -- greeting and session commands -------------------------------------
 
@@ -160,7 +184,7 @@ class FilterSMTP(SMTP):
 
     async def smtp_QUIT(self, arg: str | None) -> None:
         """QUIT."""
-        await self._reply(replies.QUIT.format(helo=self.hostname))
+        await self._reply(replies.QUIT.format(helo=self.hostname), flush=True)
         if self._handler_coroutine is not None:
             self._handler_coroutine.cancel()
         if self.transport is not None:
@@ -248,10 +272,10 @@ class FilterSMTP(SMTP):
         if arg:
             await self._reply("501 5.5.4 Syntax: DATA")
             return
-        await self._reply(replies.DATA_GO_AHEAD)
+        await self._reply(replies.DATA_GO_AHEAD, flush=True)
         content, size = await self._read_data()
         if content is None:
-            await self._reply(replies.TOO_BIG.format(size=size))
+            await self._reply(replies.TOO_BIG.format(size=size), flush=True)
             self._finish_transaction()
             return
         envelope = self._envelope(content, lmtp)
@@ -259,8 +283,12 @@ class FilterSMTP(SMTP):
         # The scan and reinjection may take minutes: keep the idle timer
         # from closing the connection under it.
         self._reset_timeout(self._busy_timeout)
+        # LMTP: one reply per recipient, all sent together.
         for text in await self._run(envelope):
-            await self._reply(text)
+            self._pending.append(
+                text.encode("utf-8", "surrogateescape") + b"\r\n"
+            )
+        await self._flush()
         self._reset_timeout()
 
     def _finish_transaction(self) -> None:
