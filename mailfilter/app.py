@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from mailfilter.addresses import Endpoint
     from mailfilter.config import Config
     from mailfilter.metrics import MetricsSink
+    from mailfilter.policy import Policy
     from mailfilter.scanners import Scanner
 
 log = logging.getLogger("mailfilter.app")
@@ -58,15 +59,13 @@ def myhostname(config: Config) -> str:
     return config.hostname or socket.getfqdn()
 
 
-def build_scanners(
-    config: Config, policy_max_size: int, banned_policy: object
-) -> list[Scanner]:
+def build_scanners(config: Config, policy: Policy) -> list[Scanner]:
     """The registry: one literal list, no discovery (style.md rule 4)."""
     from mailfilter.scanners.banned import BannedScanner
     from mailfilter.scanners.clamav import ClamAV
     from mailfilter.scanners.spamassassin import SpamAssassin
 
-    scanners: list[Scanner] = [BannedScanner(banned_policy)]  # type: ignore[arg-type]
+    scanners: list[Scanner] = [BannedScanner(policy.banned)]
     if config.clamd != "off":
         scanners.append(
             ClamAV(
@@ -80,7 +79,7 @@ def build_scanners(
             SpamAssassin(
                 parse_endpoint(config.spamd),
                 timeout=config.spamd_timeout,
-                max_size=policy_max_size,
+                max_size=policy.spam.max_size,
             )
         )
     return scanners
@@ -95,7 +94,7 @@ def build_context(
     domain = host.partition(".")[2] or host
     return Context(
         policy=policy,
-        scanners=build_scanners(config, policy.spam.max_size, policy.banned),
+        scanners=build_scanners(config, policy),
         downstream=Downstream(
             parse_endpoint(config.forward),
             helo="localhost",

@@ -21,11 +21,13 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from mailfilter import testmessages
 from mailfilter.addresses import parse_endpoint
 from mailfilter.decide import decide
+from mailfilter.scanners.clamav import ClamAV
+from mailfilter.scanners.spamassassin import SpamAssassin
 from mailfilter.verdict import Action, Verdict
 
 if TYPE_CHECKING:
@@ -33,7 +35,9 @@ if TYPE_CHECKING:
 
     from mailfilter.config import Config
     from mailfilter.pipeline import Context
-    from mailfilter.scanners import Scanner
+
+
+S = TypeVar("S")
 
 
 @dataclass
@@ -177,11 +181,11 @@ async def _downstream(config: Config) -> list[Check]:
 
 
 async def _clamd(context: Context) -> list[Check]:
-    scanner = next((s for s in context.scanners if s.name == "clamav"), None)
+    scanner = _scanner(context, ClamAV)
     if scanner is None:
         return [Check("clamd", True, "off (--clamd off)")]
     try:
-        version = await asyncio.wait_for(scanner.ping(), 5)  # type: ignore[attr-defined]
+        version = await asyncio.wait_for(scanner.ping(), 5)
     except Exception as exc:
         return [
             Check(
@@ -228,13 +232,11 @@ def _db_age(version: str) -> float | None:
 
 
 async def _spamd(context: Context) -> list[Check]:
-    scanner = next(
-        (s for s in context.scanners if s.name == "spamassassin"), None
-    )
+    scanner = _scanner(context, SpamAssassin)
     if scanner is None:
         return [Check("spamd", True, "off (--spamd off)")]
     try:
-        await asyncio.wait_for(scanner.ping(), 5)  # type: ignore[attr-defined]
+        await asyncio.wait_for(scanner.ping(), 5)
     except Exception as exc:
         return [
             Check(
@@ -340,8 +342,8 @@ async def _postfix(config: Config, context: Context | None) -> list[Check]:
                 "raise the 10025 listener's maxproc in master.cf",
             )
         )
-    clamav = _scanner(context, "clamav")
-    threads = await clamav.threads() if clamav is not None else None  # type: ignore[attr-defined]
+    clamav = _scanner(context, ClamAV)
+    threads = await clamav.threads() if clamav is not None else None
     if threads is not None:
         checks.append(
             Check(
@@ -354,10 +356,11 @@ async def _postfix(config: Config, context: Context | None) -> list[Check]:
     return checks
 
 
-def _scanner(context: Context | None, name: str) -> Scanner | None:
+def _scanner(context: Context | None, kind: type[S]) -> S | None:
+    """The scanner of that class in the context, if it is switched on."""
     if context is None:
         return None
-    return next((s for s in context.scanners if s.name == name), None)
+    return next((s for s in context.scanners if isinstance(s, kind)), None)
 
 
 async def _pipeline(context: Context) -> list[Check]:
