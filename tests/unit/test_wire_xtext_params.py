@@ -177,3 +177,40 @@ def test_spamd_truncation_keeps_header_and_cuts_at_a_line():
     assert truncate(huge_header, 100).startswith(
         b"X-Long: " + b"a" * 500 + b"\r\n\r\n"
     )
+
+
+_ANY_ARG = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]),
+    max_size=120,
+)
+
+
+@given(_ANY_ARG)
+def test_command_argument_parsers_only_ever_raise_param_error(arg):
+    """Whatever a client sends after MAIL/RCPT/XFORWARD, the parsers answer with a reply, never crash."""
+    for parse in (
+        lambda a: smtpparams.parse_mail(
+            smtpparams.split_address(a, "FROM:")[1]
+        ),
+        lambda a: smtpparams.parse_rcpt(
+            "u@x", smtpparams.split_address(a, "TO:")[1]
+        ),
+        smtpparams.parse_xforward,
+    ):
+        try:
+            parse(arg)
+        except smtpparams.ParamError as exc:
+            code = exc.reply[:1]
+        else:
+            code = "2"
+        assert code in "245"
+
+
+@given(_ANY_ARG)
+def test_accepted_addresses_carry_no_line_breaks(arg):
+    """An address that passes split_address can never break a downstream command line."""
+    try:
+        address, _ = smtpparams.split_address("FROM:" + arg, "FROM:")
+    except smtpparams.ParamError:
+        return
+    assert not any(c in address for c in "\r\n\0<>")
