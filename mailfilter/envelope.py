@@ -68,6 +68,9 @@ class Envelope:
     helo: str = ""
     # The connecting client (Postfix), for the log when XFORWARD is off.
     peer: str = ""
+    # Whether a line of `content` starts with a dot (known from unstuffing,
+    # so reinjection need not search 20 MB again to re-stuff it).
+    dot_lines: bool = True
 
     @property
     def sender_display(self) -> str:

@@ -30,6 +30,7 @@ class Job:
     mail_id: str
     quarantine: str  # where the quarantine copy is, "" if none
     spam: SpamReport | None
+    dot_lines: bool = True  # a line of `content` may start with "."
 
 
 @dataclass

@@ -87,9 +87,11 @@ class Pipeline:
         start = time.monotonic()
         mail_id = mailid.mail_id()
         content = envelope.content
+        dot_lines = envelope.dot_lines
         if has_bare_line_ends(content):
             # Never emit a bare CR or LF downstream (smuggling, §3.6).
             content = normalise_line_ends(content)
+            dot_lines = True  # new line starts: search again when stuffing
         results = await self._scan(ctx, content)
         decisions = [
             decide(results, ctx.policy, r.address) for r in envelope.recipients
@@ -100,7 +102,9 @@ class Pipeline:
         quarantine = await self._quarantine(ctx, envelope, decisions, mail_id)
         outcome = Outcome()
         spam = next((r.spam for r in results if r.spam is not None), None)
-        job = Job(envelope, content, log_id, mail_id, quarantine, spam)
+        job = Job(
+            envelope, content, log_id, mail_id, quarantine, spam, dot_lines
+        )
         for decision, indexes in groups.items():
             await self._act(ctx, job, decision, indexes, outcome)
         elapsed = int((time.monotonic() - start) * 1000)
@@ -252,6 +256,7 @@ class Pipeline:
                     params=envelope.params,
                     client=envelope.client,
                     smtp_input=not envelope.lmtp,
+                    dot_lines=job.dot_lines,
                 )
         except (DownstreamError, TimeoutError) as exc:
             reply = answers.downstream_failure(

@@ -79,6 +79,7 @@ class Downstream:
         params: MailParams | None = None,
         client: Client | None = None,
         smtp_input: bool = True,
+        dot_lines: bool = True,
     ) -> list[Reply]:
         """Send one message; a final reply per recipient, in order.
 
@@ -92,6 +93,7 @@ class Downstream:
             content,
             params or MailParams(),
             client or Client(),
+            dot_lines,
         )
         conn = await self._take()
         try:

@@ -25,7 +25,7 @@ from aiosmtpd.smtp import SMTP, Session
 
 from mailfilter import replies, smtpparams
 from mailfilter.envelope import Client, Envelope, MailParams, Recipient
-from mailfilter.wire import unstuff
+from mailfilter.wire import has_dot_lines, unstuff
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -75,6 +75,7 @@ class FilterSMTP(SMTP):
         )
         self._process = process
         self._pending: list[bytes] = []
+        self._dot_lines = True
         self._limit = size_limit
         self._lmtp = lmtp
         self._local_addr = local_addr
@@ -330,6 +331,7 @@ class FilterSMTP(SMTP):
             local_addr=self._local_addr,
             helo=self._sess().host_name or "",
             peer=_peer_host(self._sess().peer),
+            dot_lines=self._dot_lines,
         )
 
     async def _read_data(self) -> tuple[bytes | None, int]:
@@ -365,7 +367,8 @@ class FilterSMTP(SMTP):
         with memoryview(buf) as view:
             content = bytes(view[2 : end + 2])  # one copy, not two
         del buf
-        return unstuff(content), size
+        self._dot_lines = has_dot_lines(content)
+        return (unstuff(content) if self._dot_lines else content), size
 
     async def handle_exception(self, error: Exception) -> str:
         """Our own bug must never reach Postfix as 5xx (style.md rule 1)."""

@@ -72,6 +72,7 @@ class Outgoing:
     content: bytes
     params: MailParams
     client: Client
+    dot_lines: bool = True  # False: no line of content starts with "."
 
 
 async def transaction(
@@ -185,7 +186,7 @@ async def _write_body(conn: Conn, out: Outgoing) -> None:
     """Prefix, dot-stuffed body and the final dot, with as few copies as
     the size allows: small messages go out in one send, large ones in
     slices of a memoryview, so the transport never buffers a full copy."""
-    body = dot_stuff(out.content)
+    body = dot_stuff(out.content, dot_lines=out.dot_lines)
     prefix = dot_stuff(out.prefix) if out.prefix else b""
     writer = conn.writer
     if len(body) < _SMALL:

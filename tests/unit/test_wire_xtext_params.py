@@ -11,6 +11,7 @@ from mailfilter.envelope import MailParams, Recipient
 from mailfilter.wire import (
     dot_stuff,
     has_bare_line_ends,
+    has_dot_lines,
     normalise_line_ends,
     unstuff,
 )
@@ -214,3 +215,12 @@ def test_accepted_addresses_carry_no_line_breaks(arg):
     except smtpparams.ParamError:
         return
     assert not any(c in address for c in "\r\n\0<>")
+
+
+def test_dot_stuff_trusts_a_no_dot_lines_promise_only_when_given():
+    """dot_lines=False skips the search; the default always stuffs correctly."""
+    data = b"a\r\n.b\r\n"
+    assert b"a\r\n..b\r\n" == dot_stuff(data)
+    assert has_dot_lines(data)
+    assert not has_dot_lines(b"a\r\nb.\r\n")
+    assert b"x\r\n" == dot_stuff(b"x", dot_lines=False)
