@@ -6,8 +6,8 @@ XFORWARD), MAIL/RCPT parameters and reply texts. What happens to a message
 is the pipeline's business; this module only builds the `Envelope`.
 
 aiosmtpd traps handled here (perf-reliability.md §4.1):
-- DATA is read in large chunks, not line by line, and unstuffed with bytes
-  methods: a 20 MB message costs milliseconds, not a stalled loop;
+- DATA is read in large chunks, not line by line (`datareader`): a 20 MB
+  message costs milliseconds, not a stalled loop;
 - a handler exception becomes 451, never aiosmtpd's default 500;
 - processing is shielded from connection loss and runs under its own
   deadline, so the idle timer never cuts a long scan and a lost connection
@@ -24,15 +24,13 @@ from typing import TYPE_CHECKING, AnyStr
 from aiosmtpd.smtp import SMTP, Session
 
 from mailfilter import replies, smtpparams
+from mailfilter.datareader import CHUNK, read_data
 from mailfilter.envelope import Client, Envelope, MailParams, Recipient
-from mailfilter.wire import has_dot_lines, unstuff
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
 log = logging.getLogger("mailfilter.smtp")
-_TERMINATOR = b"\r\n.\r\n"
-_CHUNK = 1 << 18
 _EHLO_KEYWORDS = (
     "VRFY",
     "PIPELINING",
@@ -50,7 +48,7 @@ class FilterSMTP(SMTP):
 
     # The StreamReader limit. DATA is read in chunks of up to this size;
     # command lines are still held to RFC 5321's 512 octets by aiosmtpd.
-    line_length_limit = _CHUNK
+    line_length_limit = CHUNK
 
     def __init__(
         self,
@@ -75,7 +73,6 @@ class FilterSMTP(SMTP):
         )
         self._process = process
         self._pending: list[bytes] = []
-        self._dot_lines = True
         self._limit = size_limit
         self._lmtp = lmtp
         self._local_addr = local_addr
@@ -274,12 +271,14 @@ class FilterSMTP(SMTP):
             await self._reply("501 5.5.4 Syntax: DATA")
             return
         await self._reply(replies.DATA_GO_AHEAD, flush=True)
-        content, size = await self._read_data()
-        if content is None:
-            await self._reply(replies.TOO_BIG.format(size=size), flush=True)
+        data = await read_data(self._reader, self._limit)
+        if data.content is None:
+            await self._reply(
+                replies.TOO_BIG.format(size=data.size), flush=True
+            )
             self._finish_transaction()
             return
-        envelope = self._envelope(content, lmtp)
+        envelope = self._envelope(data.content, lmtp, data.dot_lines)
         self._finish_transaction()
         # The scan and reinjection may take minutes: keep the idle timer
         # from closing the connection under it.
@@ -310,7 +309,9 @@ class FilterSMTP(SMTP):
             )
             raise
 
-    def _envelope(self, content: bytes, lmtp: bool) -> Envelope:
+    def _envelope(
+        self, content: bytes, lmtp: bool, dot_lines: bool
+    ) -> Envelope:
         x = self._xforward
         client = Client(
             name=x.get("NAME"),
@@ -331,44 +332,8 @@ class FilterSMTP(SMTP):
             local_addr=self._local_addr,
             helo=self._sess().host_name or "",
             peer=_peer_host(self._sess().peer),
-            dot_lines=self._dot_lines,
+            dot_lines=dot_lines,
         )
-
-    async def _read_data(self) -> tuple[bytes | None, int]:
-        """Read DATA up to CRLF.CRLF; (None, size) when over the limit.
-
-        Only CRLF.CRLF ends the data (bare LF.LF does not: SMTP smuggling,
-        CVE-2023-51764). The buffer starts with a virtual CRLF so that a
-        lone "." as the first line ends it too.
-        """
-        reader = self._reader
-        buf = bytearray(b"\r\n")
-        start = 0
-        size = 0
-        over = False
-        while (end := buf.find(_TERMINATOR, start)) < 0:
-            if size > self._limit:
-                over = True  # keep reading to the end, but keep nothing
-                del buf[: len(buf) - 4]
-            start = max(0, len(buf) - 4)
-            chunk = await reader.read(_CHUNK)
-            if not chunk:
-                raise ConnectionResetError("connection lost during DATA")
-            size += len(chunk)
-            buf += chunk
-        over = over or size - 3 > self._limit
-        leftover = bytes(buf[end + len(_TERMINATOR) :])
-        if leftover:
-            # Pipelined commands after the final dot go back to the reader
-            # (CPython StreamReader keeps unread bytes in `_buffer`).
-            reader._buffer[:0] = leftover  # type: ignore[attr-defined]
-        if over:
-            return None, size
-        with memoryview(buf) as view:
-            content = bytes(view[2 : end + 2])  # one copy, not two
-        del buf
-        self._dot_lines = has_dot_lines(content)
-        return (unstuff(content) if self._dot_lines else content), size
 
     async def handle_exception(self, error: Exception) -> str:
         """Our own bug must never reach Postfix as 5xx (style.md rule 1)."""
