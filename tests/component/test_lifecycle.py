@@ -35,12 +35,16 @@ async def wait_exit(proc, timeout: float = 20) -> int:
     raise TimeoutError
 
 
-async def test_sigterm_lets_in_flight_message_finish(tmp_path, started):
-    """A message being reinjected when SIGTERM arrives still gets its 250."""
-    mta = FakeMTA(errors={"dot": "delay:1.0"})
+async def sigterm_during_delivery(tmp_path, started, mta, *extra):
+    """Start a filter, send one message, SIGTERM it half a second in.
+
+    Returns the reply the client got and the filter process.
+    """
     await mta.start()
     port = free_port()
-    mf = await asyncio.to_thread(start_filter, tmp_path, port, mta.port)
+    mf = await asyncio.to_thread(
+        start_filter, tmp_path, port, mta.port, extra=list(extra)
+    )
     started.append(mf)
     client, _ = await Client.connect(port)
     sending = asyncio.ensure_future(
@@ -48,35 +52,29 @@ async def test_sigterm_lets_in_flight_message_finish(tmp_path, started):
     )
     await asyncio.sleep(0.5)
     mf.proc.send_signal(signal.SIGTERM)
-    assert (await sending).startswith("250 2.0.0 from MTA(")
+    reply = await sending
+    client.writer.close()
+    return reply, mf
+
+
+async def test_sigterm_lets_in_flight_message_finish(tmp_path, started):
+    """A message being reinjected when SIGTERM arrives still gets its 250."""
+    mta = FakeMTA(errors={"dot": "delay:1.0"})
+    reply, mf = await sigterm_during_delivery(tmp_path, started, mta)
+    assert reply.startswith("250 2.0.0 from MTA(")
     assert 0 == await wait_exit(mf.proc)
     assert 1 == len(mta.transactions)
-    client.writer.close()
     await mta.stop()
 
 
 async def test_sigterm_past_the_deadline_answers_421(tmp_path, started):
     """A message that cannot finish within shutdown_timeout: 421, Postfix retries."""
     mta = FakeMTA(errors={"dot": "hang"})
-    await mta.start()
-    port = free_port()
-    mf = await asyncio.to_thread(
-        start_filter,
-        tmp_path,
-        port,
-        mta.port,
-        extra=["--shutdown-timeout", "0.5"],
+    reply, mf = await sigterm_during_delivery(
+        tmp_path, started, mta, "--shutdown-timeout", "0.5"
     )
-    started.append(mf)
-    client, _ = await Client.connect(port)
-    sending = asyncio.ensure_future(
-        client.send("a@b", ["u@example.com"], BODY)
-    )
-    await asyncio.sleep(0.5)
-    mf.proc.send_signal(signal.SIGTERM)
-    assert (await sending).startswith("421 4.3.2")
+    assert reply.startswith("421 4.3.2")
     await wait_exit(mf.proc)
-    client.writer.close()
     await mta.stop()
 
 

@@ -128,11 +128,7 @@ def test_reinjection_down_defers_then_delivers(tmp_path):
     mf = start_filter(tmp_path / "f1", fport, dead)
     try:
         send(pf.port, ["u@example.com"], MESSAGE)
-        deadline = time.monotonic() + 30
-        while (
-            "status=deferred" not in pf.log() and time.monotonic() < deadline
-        ):
-            time.sleep(0.2)
+        pf.wait_log("status=deferred")
         assert re.search(
             r"status=deferred \(host 127\.0\.0\.1\[127\.0\.0\.1\] said: 451 4\.5\.0",
             pf.log(),

@@ -12,6 +12,7 @@ import zipfile
 
 import pytest
 
+from tests.support import corpus
 from tests.support.filter import REPO, start_filter
 from tests.support.ports import free_port
 from tests.support.postfix import start_postfix
@@ -103,15 +104,10 @@ def test_gtube_is_spam(scanned):
 def test_banned_double_extension(scanned):
     """invoice.pdf.exe with a PE header is BANNED, as amavis logs it."""
     pf, mf, _ = scanned
-    pe = (
-        b"MZ\x90\x00"
-        + b"\x00" * 56
-        + b"\x80\x00\x00\x00"
-        + b"\x00" * 64
-        + b"PE\x00\x00"
-        + b"\x00" * 300
+    send(
+        pf.port,
+        msg("banned", b"invoice", ("invoice.pdf.exe", corpus.pe_exe())),
     )
-    send(pf.port, msg("banned", b"invoice", ("invoice.pdf.exe", pe)))
     line = wait_log(mf, r"Blocked BANNED \(")
     assert "invoice.pdf.exe" in line
 
@@ -170,11 +166,7 @@ def test_clamd_down_tempfails_and_spamd_down_passes(tmp_path, spamd):
     )
     try:
         send(pf.port, msg("needs av", b"x"))
-        deadline = time.monotonic() + 30
-        while (
-            "status=deferred" not in pf.log() and time.monotonic() < deadline
-        ):
-            time.sleep(0.2)
+        pf.wait_log("status=deferred")
         assert re.search(
             r"said: 451 4\.5\.0 Error in processing, id=\S+, check_mail FAILED: virus_scan FAILED",
             pf.log(),

@@ -82,6 +82,17 @@ class PostfixInstance:
             timeout=60,
         )
 
+    def wait_log(self, text: str, timeout: float = 30) -> str:
+        """Wait until `text` appears in the Postfix log; the log."""
+        deadline = time.monotonic() + timeout
+        while text not in self.log():
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"{text!r} not logged:\n{self.log()[-2000:]}"
+                )
+            time.sleep(0.2)
+        return self.log()
+
     def flush(self) -> None:
         """Retry deferred mail now (`postqueue -f`)."""
         subprocess.run(

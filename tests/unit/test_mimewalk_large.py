@@ -10,7 +10,7 @@ from pathlib import Path
 
 from mailfilter.policy import load_policy
 from mailfilter.scanners.banned import check
-from tests.support.corpus import with_attachment
+from tests.support.corpus import pe_exe, with_attachment
 
 _RNG = random.Random(20261127)  # fixed bytes: the same test every run
 POLICY = load_policy(
@@ -48,13 +48,6 @@ def test_large_zip_is_still_opened():
 
 def test_large_executable_behind_a_harmless_name_is_typed_from_its_head():
     """An MZ header at the start of a big .pdf attachment still makes it .exe-ms."""
-    pe = (
-        b"MZ\x90\x00"
-        + b"\x00" * 56
-        + b"\x80\x00\x00\x00"
-        + b"\x00" * 64
-        + b"PE\x00\x00"
-        + _RNG.randbytes(600_000)
-    )
+    pe = pe_exe() + _RNG.randbytes(600_000)
     msg = with_attachment(pe, "report.pdf", "application/pdf")
     assert any(".exe" in b for b in check(msg, POLICY).banned)
