@@ -132,6 +132,8 @@ class Service:
         self._idle = asyncio.Event()
         self._idle.set()
         self._busy = 0
+        # Contexts replaced by SIGHUP, closed once their messages are done.
+        self._retiring: dict[asyncio.Task[None], Context] = {}
 
     def message_started(self) -> None:
         """A session began processing a message."""
@@ -206,7 +208,14 @@ class Service:
             config.source,
             config.policy,
         )
-        asyncio.get_running_loop().create_task(_close_context(old))
+        # Messages in flight keep using `old` (their snapshot): close its
+        # scanners and connections only once they must have finished.
+        budget = old.scan_timeout + old.forward_timeout
+        task = asyncio.get_running_loop().create_task(
+            _close_context(old, after=budget)
+        )
+        self._retiring[task] = old
+        task.add_done_callback(lambda t: self._retiring.pop(t, None))
 
     async def run(self) -> None:
         """Serve until SIGTERM/SIGINT, then drain."""
@@ -236,6 +245,11 @@ class Service:
             )
         for session in list(self._sessions):
             session.say_goodbye()
+        # In-flight messages are done or answered 421: close everything now.
+        for task, old in list(self._retiring.items()):
+            task.cancel()
+            del self._retiring[task]
+            await _close_context(old)
         await _close_context(self.pipeline.context)
         self.metrics.stop()
 
@@ -287,8 +301,9 @@ class _Session(FilterSMTP):
             transport.close()
 
 
-async def _close_context(context: Context) -> None:
-    await asyncio.sleep(0)
+async def _close_context(context: Context, after: float = 0) -> None:
+    if after:
+        await asyncio.sleep(after)
     for scanner in context.scanners:
         await scanner.aclose()
     await context.downstream.aclose()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from mailfilter.scanners import banned
@@ -87,3 +89,24 @@ async def test_over_max_connections_gets_421(tmp_path, limit):
     extra.writer.close()
     await s.service.shutdown()
     await s.mta.stop()
+
+
+async def test_reload_during_a_message_lets_it_finish_on_the_old_context(
+    tmp_path,
+):
+    """SIGHUP's reload mid-message: the message passes, the old context is retired later, not closed at once."""
+    s = await make_stack(tmp_path, FakeMTA(errors={"dot": "delay:0.5"}))
+    client, _ = await Client.connect(s.port)
+    sending = asyncio.ensure_future(
+        client.send("a@b", ["u@example.com"], b"Subject: x\r\n\r\nx\r\n")
+    )
+    await asyncio.sleep(0.2)
+    old = s.service.pipeline.context
+    s.service.reload()
+    assert s.service.pipeline.context is not old
+    assert [old] == list(s.service._retiring.values())
+    assert (await sending).startswith("250 2.0.0 from MTA(")
+    await client.close()
+    await s.service.shutdown()
+    await s.mta.stop()
+    assert {} == s.service._retiring
