@@ -87,7 +87,8 @@ class Quarantine:
         for path in sorted(self.root.glob("*/[nc][eu][wr]/*")):
             with path.open("rb") as handle:
                 head = handle.read(_HEAD_BYTES)
-            if needle in head[: head.find(b"\n\n") + 2 or None]:
+            end = head.find(b"\n\n")
+            if needle in (head if end < 0 else head[:end]):
                 return _parse(path, mail_id)
         raise KeyError(f"no quarantined message with mail_id {mail_id}")
 
