@@ -107,11 +107,14 @@ class FilterSMTP(SMTP):
         see before it sends more (354, the final reply, QUIT) is sent at
         once, as is anything when no further command line is buffered.
         """
-        self._pending.append(text.encode("utf-8", "surrogateescape") + b"\r\n")
+        self._queue(text)
         # CPython's StreamReader keeps unread bytes in `_buffer`.
         waiting = b"\n" in self._reader._buffer  # type: ignore[attr-defined]
         if flush or not waiting:
             await self._flush()
+
+    def _queue(self, text: str) -> None:
+        self._pending.append(text.encode("utf-8", "surrogateescape") + b"\r\n")
 
     async def _flush(self) -> None:
         if self._pending:
@@ -285,9 +288,7 @@ class FilterSMTP(SMTP):
         self._reset_timeout(self._busy_timeout)
         # LMTP: one reply per recipient, all sent together.
         for text in await self._run(envelope):
-            self._pending.append(
-                text.encode("utf-8", "surrogateescape") + b"\r\n"
-            )
+            self._queue(text)
         await self._flush()
         self._reset_timeout()
 

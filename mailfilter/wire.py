@@ -36,13 +36,10 @@ def dot_stuff(data: bytes, *, dot_lines: bool = True) -> bytes:
     """
     if data and not data.endswith(b"\r\n"):
         data += b"\r\n"
-    if not dot_lines:
+    if not (dot_lines and has_dot_lines(data)):
         return data
-    if b"\r\n." in data:
-        data = data.replace(b"\r\n.", b"\r\n..")
-    if data.startswith(b"."):
-        data = b"." + data
-    return data
+    data = data.replace(b"\r\n.", b"\r\n..")
+    return b"." + data if data.startswith(b".") else data
 
 
 def has_bare_line_ends(data: bytes) -> bool:
