@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bench.corpus import generate
 from mailfilter.addresses import parse_endpoint
-from mailfilter.scanners.clamav import ClamAV
+from mailfilter.scan.clamav import ClamAV
 from tests.support.daemons import start_clamd
 
 

@@ -20,21 +20,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from mailfilter import config as configmod
-from mailfilter import metrics as metricsmod
-from mailfilter import replies
 from mailfilter.addresses import parse_endpoint
+from mailfilter.decision.policy import load_policy
+from mailfilter.downstream.reinject import Downstream
+from mailfilter.ops import metrics as metricsmod
 from mailfilter.pipeline import Context, Pipeline
-from mailfilter.policy import load_policy
-from mailfilter.quarantine import Quarantine
-from mailfilter.reinject import Downstream
-from mailfilter.server import FilterSMTP
+from mailfilter.smtp import replies
+from mailfilter.smtp.server import FilterSMTP
+from mailfilter.store.quarantine import Quarantine
 
 if TYPE_CHECKING:
     from mailfilter.addresses import Endpoint
     from mailfilter.config import Config
-    from mailfilter.metrics import MetricsSink
-    from mailfilter.policy import Policy
-    from mailfilter.scanners import Scanner
+    from mailfilter.decision.policy import Policy
+    from mailfilter.ops.metrics import MetricsSink
+    from mailfilter.scan import Scanner
 
 log = logging.getLogger("mailfilter.app")
 
@@ -61,9 +61,9 @@ def myhostname(config: Config) -> str:
 
 def build_scanners(config: Config, policy: Policy) -> list[Scanner]:
     """The registry: one literal list, no discovery (style.md rule 4)."""
-    from mailfilter.scanners.banned import BannedScanner
-    from mailfilter.scanners.clamav import ClamAV
-    from mailfilter.scanners.spamassassin import SpamAssassin
+    from mailfilter.scan.banned import BannedScanner
+    from mailfilter.scan.clamav import ClamAV
+    from mailfilter.scan.spamassassin import SpamAssassin
 
     scanners: list[Scanner] = [BannedScanner(policy.banned)]
     if config.clamd != "off":

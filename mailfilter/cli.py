@@ -26,14 +26,14 @@ _SUBCOMMANDS = ("check-config", "show-config", "release", "scan")
 def _delegate(name: str) -> Callable[[list[str]], int]:
     """Commands that own their argument parsing."""
     if name == "availability":
-        from mailfilter.availability import main as availability
+        from mailfilter.ops.availability import main as availability
 
         return availability
     if name == "probe":
-        from mailfilter.probe import main as probe
+        from mailfilter.ops.probe import main as probe
 
         return probe
-    from mailfilter.lmtp_delivery import main as lmtp
+    from mailfilter.delivery.lmtp import main as lmtp
 
     return lmtp
 
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mailfilter: {exc}", file=sys.stderr)
         return 2
     if args.selftest:
-        from mailfilter.selftest import run
+        from mailfilter.ops.selftest import run
 
         return asyncio.run(run(config, quick=args.quick, as_json=args.json))
     handler = _COMMANDS.get(args.command or "serve")
@@ -127,7 +127,7 @@ def _check_config(
 ) -> int:
     from pathlib import Path
 
-    from mailfilter.policy import PolicyError, load_policy
+    from mailfilter.decision.policy import PolicyError, load_policy
 
     try:
         load_policy(Path(config.policy))
@@ -149,7 +149,7 @@ def _show_config(
 
 
 def _release(config: configmod.Config, args: Any, _: dict[str, Any]) -> int:
-    from mailfilter.release import release
+    from mailfilter.store.release import release
 
     if not args.argument:
         print("mailfilter: release needs a MAIL_ID", file=sys.stderr)
@@ -158,8 +158,8 @@ def _release(config: configmod.Config, args: Any, _: dict[str, Any]) -> int:
 
 
 def _scan(config: configmod.Config, args: Any, _: dict[str, Any]) -> int:
-    from mailfilter.policy import PolicyError
-    from mailfilter.scanfile import scan_file
+    from mailfilter.decision.policy import PolicyError
+    from mailfilter.ops.scanfile import scan_file
 
     if not args.argument:
         print("mailfilter: scan needs a FILE", file=sys.stderr)

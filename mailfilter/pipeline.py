@@ -17,27 +17,29 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from mailfilter import amavislog, answers, dsn, headers, mailid, replies
-from mailfilter.decide import decide
-from mailfilter.envelope import Recipient
-from mailfilter.outcome import Job, Outcome, added_fields, log_outcome
-from mailfilter.reinject import DownstreamError, Reply
-from mailfilter.verdict import (
+from mailfilter.decision import amavislog, answers, headers, mailid
+from mailfilter.decision.decide import decide
+from mailfilter.decision.outcome import Job, Outcome, added_fields, log_outcome
+from mailfilter.decision.verdict import (
     Action,
     Decision,
     ScanResult,
 )
-from mailfilter.wire import has_bare_line_ends, normalise_line_ends
+from mailfilter.downstream import dsn
+from mailfilter.downstream.reinject import DownstreamError, Reply
+from mailfilter.smtp import replies
+from mailfilter.smtp.envelope import Recipient
+from mailfilter.smtp.wire import has_bare_line_ends, normalise_line_ends
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from mailfilter.envelope import Envelope
-    from mailfilter.metrics import MetricsSink
-    from mailfilter.policy import Policy
-    from mailfilter.quarantine import Quarantine
-    from mailfilter.reinject import Downstream
-    from mailfilter.scanners import Scanner
+    from mailfilter.decision.policy import Policy
+    from mailfilter.downstream.reinject import Downstream
+    from mailfilter.ops.metrics import MetricsSink
+    from mailfilter.scan import Scanner
+    from mailfilter.smtp.envelope import Envelope
+    from mailfilter.store.quarantine import Quarantine
 
 log = logging.getLogger("mailfilter.verdict")
 

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from mailfilter.scanners import banned
+from mailfilter.scan import banned
 from tests.component.conftest import make_stack, one_message
 from tests.component.fakes import FakeMTA
 from tests.component.smtpclient import Client

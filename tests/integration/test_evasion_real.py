@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from mailfilter.addresses import parse_endpoint
-from mailfilter.decide import decide
-from mailfilter.policy import load_policy
-from mailfilter.scanners.banned import BannedScanner
-from mailfilter.scanners.clamav import ClamAV
-from mailfilter.verdict import Action, Verdict
+from mailfilter.decision.decide import decide
+from mailfilter.decision.policy import load_policy
+from mailfilter.decision.verdict import Action, Verdict
+from mailfilter.scan.banned import BannedScanner
+from mailfilter.scan.clamav import ClamAV
 from tests.support import corpus
 from tests.support.samples import eicar
 

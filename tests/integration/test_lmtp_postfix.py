@@ -32,7 +32,7 @@ def chain(tmp_path, clamd, spamd):
             [
                 sys.executable,
                 "-m",
-                "mailfilter.lmtp_delivery",
+                "mailfilter.delivery.lmtp",
                 "--listen",
                 f"127.0.0.1:{lport}",
                 "--root-template",

@@ -42,7 +42,7 @@ pytestmark = [
 
 
 def sample_lines() -> list[str]:
-    """One line per verdict, made by mailfilter.amavislog, in syslog format."""
+    """One line per verdict, made by mailfilter.decision.amavislog, in syslog format."""
     from tests.support.loglines import CASES, SPAMMY
 
     summaries = [CASES[k] for k in ("clean", "virus", "banned", "spam")]

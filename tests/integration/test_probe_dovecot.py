@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import pytest
 from aiosmtpd.controller import Controller
 
-from mailfilter import availability, probe, probe_report
+from mailfilter.ops import availability, probe, probe_report
 from tests.support.ports import free_port, wait_port
 
 if TYPE_CHECKING:

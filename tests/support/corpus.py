@@ -33,7 +33,7 @@ import zlib
 from pathlib import Path
 from typing import NamedTuple
 
-from mailfilter.verdict import Verdict
+from mailfilter.decision.verdict import Verdict
 
 BANNED, UNCHECKED, CLEAN = Verdict.BANNED, Verdict.UNCHECKED, Verdict.CLEAN
 

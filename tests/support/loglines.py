@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from mailfilter import amavislog
+from mailfilter.decision import amavislog
 
 BASE = amavislog.Summary(
     log_id="01234-01",

@@ -1,0 +1,114 @@
+"""The reply texts Postfix logs for each outcome (amavis-compat.md §2).
+
+Pure functions from outcomes to reply strings: what a blocked recipient
+gets, how a downstream reply is wrapped, what a failed reinjection says,
+and amavis's rule for one reply covering several recipients.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from mailfilter.decision.verdict import Action, Decision, Verdict
+from mailfilter.smtp import replies
+
+if TYPE_CHECKING:
+    from mailfilter.downstream.reinject import DownstreamError, Reply
+
+_BLOCKED = {
+    Action.DISCARD: replies.DISCARDED,
+    Action.REJECT: replies.REJECTED,
+    Action.TEMPFAIL: replies.TEMPFAILED,
+}
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def safe(text: str) -> str:
+    """Reply text that cannot end the reply line early (names, virus
+    names and banned file names come from the message)."""
+    return _CONTROL.sub("?", text)[:400]
+
+
+def blocked(decision: Decision, log_id: str) -> str:
+    """The reply for a recipient whose copy is not passed."""
+    if (
+        decision.action is Action.TEMPFAIL
+        and decision.verdict is Verdict.UNCHECKED
+    ):
+        # A scanner whose failure is fatal did not answer (§2.4).
+        return replies.TEMPFAIL_INTERNAL.format(
+            log_id=log_id, section="check_mail", error=safe(decision.reason)
+        )
+    return _BLOCKED[decision.action].format(
+        log_id=log_id, reason=safe(decision.reason)
+    )
+
+
+def relayed(answer: Reply, log_id: str, label: str) -> str:
+    """Postfix's view of a downstream reply (amavis Out/SMTP.pm:57-76)."""
+    proto, _, rest = label.partition(":")
+    host, _, port = rest.rpartition(":")
+    detail = f"from MTA({label}): {answer}"
+    if answer.code >= 500:
+        return replies.REJECTED_DOWNSTREAM.format(
+            code=answer.code, enh=answer.enhanced, log_id=log_id, detail=detail
+        )
+    if answer.code >= 400:
+        return replies.TEMPFAIL_MTA.format(log_id=log_id, detail=detail)
+    return replies.RELAYED.format(
+        code=answer.code,
+        enh=answer.enhanced,
+        proto=proto,
+        host=host.strip("[]"),
+        port=port,
+        reply=answer,
+    )
+
+
+def downstream_failure(
+    exc: DownstreamError | TimeoutError, log_id: str, label: str
+) -> str:
+    """The 4xx for a reinjection that failed as a whole (§2.3)."""
+    if isinstance(exc, TimeoutError):
+        return replies.TEMPFAIL_TIMEOUT.format(
+            section="forwarding", log_id=log_id
+        )
+    if exc.section == "fwd-connect":
+        return replies.TEMPFAIL_CONNECT.format(
+            log_id=log_id, detail=exc.detail
+        )
+    return replies.TEMPFAIL_MTA.format(
+        log_id=log_id,
+        detail=f"from MTA({label}) during {exc.section}: {exc.detail}",
+    )
+
+
+def one_response_for_all(per_rcpt: list[str], log_id: str) -> str:
+    """One SMTP reply for all recipients (amavis rfc2821_2822_Tools.pm).
+
+    1. any 4xx: the first one (Postfix retries every recipient);
+    2. all discarded: the first discard reply;
+    3. only discards and 5xx: the first 5xx (Postfix bounces);
+    4. otherwise the first 2xx from downstream, noting the others.
+    """
+    tempfails = [r for r in per_rcpt if r.startswith("4")]
+    if tempfails:
+        return tempfails[0]
+    discards = [r for r in per_rcpt if r.startswith("250 2.7.0")]
+    rejects = [r for r in per_rcpt if r.startswith("5")]
+    if len(discards) == len(per_rcpt):
+        return discards[0]
+    if rejects and len(discards) + len(rejects) == len(per_rcpt):
+        return rejects[0]
+    relayed = [r for r in per_rcpt if r.startswith("2") and r not in discards]
+    reply = relayed[0] if relayed else f"250 2.5.0 Ok, id={log_id}"
+    if rejects:
+        reply += replies.MIXED_SUFFIX.format(count=len(rejects), what="REJECT")
+    if discards:
+        reply += replies.MIXED_SUFFIX.format(
+            count=len(discards), what="DISCARD"
+        )
+    return reply

@@ -1,0 +1,1 @@
+"""Delivery into Maildirs: the LMTP delivery server."""

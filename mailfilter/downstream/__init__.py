@@ -1,0 +1,1 @@
+"""Reinjection to Postfix (10025): connection, transaction, pool, DSN."""

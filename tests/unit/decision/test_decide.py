@@ -1,0 +1,433 @@
+"""decide(): verdict precedence, destinies, overrides and scanner failures."""
+
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+
+from mailfilter.decision.decide import decide, recipient_settings
+from mailfilter.decision.policy import load_policy
+from mailfilter.decision.verdict import Action, ScanResult, SpamReport, Verdict
+
+DEFAULT = (
+    pathlib.Path(__file__).resolve().parents[3] / "policy" / "default.toml"
+)
+OVERRIDES = """
+[[recipient]]
+match = "boss@corp.example"
+spam_lover = false
+
+[[recipient]]
+match = "@corp.example"
+spam_lover = true
+kill_level = 10.0
+
+[[recipient]]
+match = "lab@virus.example"
+virus_lover = true
+
+[[recipient]]
+match = "nospam@x.example"
+bypass_spam_checks = true
+
+[[recipient]]
+match = "noav@x.example"
+bypass_virus_checks = true
+
+[[recipient]]
+match = "nobanned@x.example"
+bypass_banned_checks = true
+
+[[recipient]]
+match = "crypto@x.example"
+unchecked_lover = true
+"""
+EXE = "application/octet-stream,.exe,.exe-ms,invoice.exe"
+
+
+@pytest.fixture(scope="module")
+def policy(tmp_path_factory):
+    path = tmp_path_factory.mktemp("p") / "policy.toml"
+    path.write_text(DEFAULT.read_text() + OVERRIDES)
+    return load_policy(path)
+
+
+def clam(*viruses, ok=True, error=""):
+    return ScanResult("clamav", ok=ok, error=error, viruses=viruses)
+
+
+def sa(score=0.0, ok=True, error="", skipped=False):
+    report = None if skipped or not ok else SpamReport(score, 6.31)
+    return ScanResult(
+        "spamassassin", ok=ok, error=error, spam=report, skipped=skipped
+    )
+
+
+def ban(*banned, unchecked=(), ok=True, error=""):
+    return ScanResult(
+        "banned", ok=ok, error=error, banned=banned, unchecked=unchecked
+    )
+
+
+R = "user@example.org"
+CASES = [
+    (
+        "clean",
+        [clam(), sa(1.0), ban()],
+        R,
+        {
+            "verdict": Verdict.CLEAN,
+            "action": Action.PASS,
+            "virus_scanned": True,
+            "spam_headers": False,
+            "spam_flag": False,
+            "tag_level": 2.0,
+            "tag2_level": 6.31,
+            "reason": "",
+            "quarantine": False,
+        },
+    ),
+    (
+        "virus",
+        [clam("Eicar-Signature"), sa(1.0), ban()],
+        R,
+        {
+            "verdict": Verdict.INFECTED,
+            "action": Action.DISCARD,
+            "quarantine": True,
+            "reason": "INFECTED: Eicar-Signature",
+            "detail": "Eicar-Signature",
+            "subject_tag": "",
+        },
+    ),
+    (
+        "two viruses",
+        [clam("A", "B"), sa(), ban()],
+        R,
+        {"detail": "A, B", "reason": "INFECTED: A, B"},
+    ),
+    (
+        "banned",
+        [clam(), sa(), ban(EXE)],
+        R,
+        {
+            "verdict": Verdict.BANNED,
+            "action": Action.DISCARD,
+            "quarantine": True,
+            "reason": f"BANNED: {EXE}",
+            "detail": EXE,
+        },
+    ),
+    (
+        "virus outranks banned",
+        [clam("X"), sa(9.0), ban(EXE)],
+        R,
+        {"verdict": Verdict.INFECTED, "action": Action.DISCARD},
+    ),
+    (
+        "spam at kill level",
+        [clam(), sa(6.31), ban()],
+        R,
+        {
+            "verdict": Verdict.SPAM,
+            "action": Action.DISCARD,
+            "quarantine": True,
+            "reason": "spam",
+            "detail": "",
+            "spam_flag": True,
+            "spam_headers": True,
+        },
+    ),
+    (
+        "tag level reached, below tag2",
+        [clam(), sa(2.0), ban()],
+        R,
+        {
+            "verdict": Verdict.CLEAN,
+            "spam_headers": True,
+            "spam_flag": False,
+            "subject_tag": "",
+        },
+    ),
+    (
+        "encrypted",
+        [clam(), sa(), ban(unchecked=("encrypted",))],
+        R,
+        {
+            "verdict": Verdict.UNCHECKED,
+            "action": Action.PASS,
+            "quarantine": True,
+            "subject_tag": "***UNCHECKED*** ",
+            "reason": "UNCHECKED: encrypted",
+            "detail": "encrypted",
+        },
+    ),
+    (
+        "over limits outranks encrypted",
+        [
+            ban(
+                unchecked=(
+                    "encrypted",
+                    "over limits: Maximum number of files (1500) exceeded",
+                )
+            )
+        ],
+        R,
+        {"reason": "UNCHECKED: over limits"},
+    ),
+    (
+        "ambiguous outranks over limits",
+        [ban(unchecked=("over limits: x", "ambiguous content"))],
+        R,
+        {"reason": "UNCHECKED: ambiguous content"},
+    ),
+    (
+        "unparseable",
+        [ban(unchecked=("unparseable: RecursionError",))],
+        R,
+        {"reason": "UNCHECKED", "detail": "unparseable: RecursionError"},
+    ),
+    (
+        "clamd failed tempfails",
+        [clam(ok=False, error="connection refused"), sa(), ban()],
+        R,
+        {
+            "verdict": Verdict.UNCHECKED,
+            "action": Action.TEMPFAIL,
+            "reason": "virus_scan FAILED: connection refused",
+            "virus_scanned": False,
+            "notes": ("clamav failed: connection refused",),
+        },
+    ),
+    (
+        "clamd result missing",
+        [sa(), ban()],
+        R,
+        {
+            "verdict": Verdict.CLEAN,
+            "action": Action.PASS,
+            "virus_scanned": False,
+        },
+    ),
+    (
+        "spamd failed passes with note",
+        [clam(), sa(ok=False, error="timed out"), ban()],
+        R,
+        {
+            "verdict": Verdict.CLEAN,
+            "action": Action.PASS,
+            "spam_headers": False,
+            "tag_level": None,
+            "notes": ("spam checks skipped: timed out",),
+        },
+    ),
+    (
+        "spamd failed keeps the virus verdict",
+        [clam("X"), sa(ok=False, error="t"), ban()],
+        R,
+        {"verdict": Verdict.INFECTED, "action": Action.DISCARD},
+    ),
+    (
+        "definite banned beats clamd tempfail",
+        [clam(ok=False, error="down"), sa(), ban(EXE)],
+        R,
+        {"verdict": Verdict.BANNED, "action": Action.DISCARD},
+    ),
+    (
+        "clamd failed and merely unchecked still tempfails",
+        [clam(ok=False, error="down"), ban(unchecked=("encrypted",))],
+        R,
+        {"action": Action.TEMPFAIL},
+    ),
+    (
+        "banned scanner failure tempfails",
+        [clam(), ban(ok=False, error="bug")],
+        R,
+        {"action": Action.TEMPFAIL, "reason": "banned FAILED: bug"},
+    ),
+    (
+        "unknown scanner failure fails closed",
+        [clam(), ScanResult("dkim", ok=False, error="x")],
+        R,
+        {"action": Action.TEMPFAIL},
+    ),
+    (
+        "spam size skip",
+        [clam(), sa(skipped=True), ban()],
+        R,
+        {"verdict": Verdict.CLEAN, "spam_headers": False, "tag_level": None},
+    ),
+    (
+        "bad header passes",
+        [
+            clam(),
+            ScanResult(
+                "headers", bad_header=("duplicate header field MIME-Version",)
+            ),
+        ],
+        R,
+        {
+            "verdict": Verdict.BAD_HEADER,
+            "action": Action.PASS,
+            "reason": "BAD HEADER: duplicate header field MIME-Version",
+        },
+    ),
+    (
+        "no results",
+        [],
+        R,
+        {
+            "verdict": Verdict.CLEAN,
+            "action": Action.PASS,
+            "virus_scanned": False,
+        },
+    ),
+    (
+        "virus lover gets it tagged and quarantined",
+        [clam("X"), sa(1.0), ban()],
+        "lab@virus.example",
+        {
+            "verdict": Verdict.INFECTED,
+            "action": Action.PASS,
+            "quarantine": True,
+            "subject_tag": "***INFECTED*** ",
+            "reason": "INFECTED: X",
+        },
+    ),
+    (
+        "virus lover still loses spam",
+        [clam("X"), sa(9.0), ban()],
+        "lab@virus.example",
+        {"verdict": Verdict.SPAM, "action": Action.DISCARD},
+    ),
+    (
+        "spam lover by domain with its kill level",
+        [clam(), sa(12.0), ban()],
+        "Anyone@CORP.example",
+        {
+            "verdict": Verdict.SPAM,
+            "action": Action.PASS,
+            "subject_tag": "***SPAM*** ",
+            "spam_flag": True,
+        },
+    ),
+    (
+        "first entry wins per setting",
+        [clam(), sa(12.0), ban()],
+        "boss@corp.example",
+        {"verdict": Verdict.SPAM, "action": Action.DISCARD},
+    ),
+    (
+        "domain kill level makes spammy",
+        [clam(), sa(7.0), ban()],
+        "boss+lists@corp.example",
+        {
+            "verdict": Verdict.SPAMMY,
+            "action": Action.PASS,
+            "reason": "spammy",
+            "subject_tag": "***SPAM*** ",
+            "spam_flag": True,
+            "quarantine": False,
+        },
+    ),
+    (
+        "bypass spam checks",
+        [clam(), sa(20.0), ban()],
+        "nospam@x.example",
+        {"verdict": Verdict.CLEAN, "spam_headers": False, "tag_level": None},
+    ),
+    (
+        "bypass virus checks ignores virus",
+        [clam("X"), sa(), ban()],
+        "NoAV@x.example",
+        {"verdict": Verdict.CLEAN, "virus_scanned": False},
+    ),
+    (
+        "bypass virus checks ignores clamd failure",
+        [clam(ok=False, error="down"), sa(), ban()],
+        "noav@x.example",
+        {"action": Action.PASS, "virus_scanned": False},
+    ),
+    (
+        "bypass banned checks",
+        [clam(), sa(), ban(EXE, unchecked=("encrypted",))],
+        "nobanned@x.example",
+        {"verdict": Verdict.CLEAN, "action": Action.PASS},
+    ),
+    (
+        "unchecked lover",
+        [clam(), ban(unchecked=("encrypted",))],
+        "crypto@x.example",
+        {"verdict": Verdict.UNCHECKED, "action": Action.PASS},
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("results", "recipient", "expected"),
+    [c[1:] for c in CASES],
+    ids=[c[0] for c in CASES],
+)
+def test_decide_table(policy, results, recipient, expected):
+    """Each row of the table gets the decision fields it lists."""
+    decision = decide(results, policy, recipient)
+    assert expected == {k: getattr(decision, k) for k in expected}
+
+
+def _variant(tmp_path, old, new):
+    path = tmp_path / "v.toml"
+    text = DEFAULT.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+    return load_policy(path)
+
+
+def test_clamd_failure_pass_setting_gives_unchecked(tmp_path):
+    """With clamav failure set to pass, the copy is passed UNCHECKED, tagged."""
+    policy = _variant(tmp_path, 'clamav = "tempfail"', 'clamav = "pass"')
+    decision = decide([clam(ok=False, error="down"), sa()], policy, R)
+    assert (Verdict.UNCHECKED, Action.PASS, "***UNCHECKED*** ", False) == (
+        decision.verdict,
+        decision.action,
+        decision.subject_tag,
+        decision.virus_scanned,
+    )
+    assert "UNCHECKED" == decision.reason
+
+
+def test_spamd_failure_tempfail_setting(tmp_path):
+    """With spamassassin failure set to tempfail, a spamd error tempfails."""
+    policy = _variant(
+        tmp_path, 'spamassassin = "pass"', 'spamassassin = "tempfail"'
+    )
+    decision = decide([clam(), sa(ok=False, error="refused")], policy, R)
+    assert Action.TEMPFAIL == decision.action
+    assert "spam_scan FAILED: refused" == decision.reason
+
+
+def test_unchecked_discard_destiny(tmp_path):
+    """A site that discards UNCHECKED gets discard and no subject tag."""
+    policy = _variant(
+        tmp_path,
+        'action = "pass"\nquarantine = true\nsubject_tag = "***UNCHECKED*** "',
+        'action = "discard"\nquarantine = true\nsubject_tag = "***UNCHECKED*** "',
+    )
+    decision = decide([ban(unchecked=("ambiguous content",))], policy, R)
+    assert (Action.DISCARD, "") == (decision.action, decision.subject_tag)
+
+
+def test_decide_is_deterministic(policy):
+    """The same inputs give equal decisions (no hidden state)."""
+    results = [clam("X"), sa(9.0), ban(EXE)]
+    assert decide(results, policy, R) == decide(results, policy, R)
+
+
+def test_recipient_settings_merge(policy):
+    """Settings merge per key: the address entry first, then the domain."""
+    merged = recipient_settings(policy, "<Boss@Corp.Example>")
+    assert (False, 10.0, None) == (
+        merged.spam_lover,
+        merged.kill_level,
+        merged.virus_lover,
+    )
