@@ -58,7 +58,7 @@ def bench_lmtp(work: Path, n: int) -> float:
         [
             sys.executable,
             "-m",
-            "mailfilter.delivery.lmtp",
+            "mailfilter.delivery.cli",
             "--listen",
             f"127.0.0.1:{port}",
             "--root-template",
@@ -172,7 +172,7 @@ def main() -> None:
         )
         rows.append(
             (
-                "LMTP server (mailfilter.delivery.lmtp)",
+                "LMTP server (mailfilter.delivery.cli)",
                 bench_lmtp(work, args.n),
             )
         )

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from mailfilter import config as configmod
 from mailfilter.addresses import parse_endpoint
-from mailfilter.decision.policy import load_policy
+from mailfilter.decision.policyfile import load_policy
 from mailfilter.downstream.reinject import Downstream
 from mailfilter.ops import metrics as metricsmod
 from mailfilter.pipeline import Context, Pipeline

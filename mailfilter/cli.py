@@ -26,14 +26,14 @@ _SUBCOMMANDS = ("check-config", "show-config", "release", "scan")
 def _delegate(name: str) -> Callable[[list[str]], int]:
     """Commands that own their argument parsing."""
     if name == "availability":
-        from mailfilter.ops.availability import main as availability
+        from mailfilter.ops.availability_report import main as availability
 
         return availability
     if name == "probe":
-        from mailfilter.ops.probe import main as probe
+        from mailfilter.ops.probe_cli import main as probe
 
         return probe
-    from mailfilter.delivery.lmtp import main as lmtp
+    from mailfilter.delivery.cli import main as lmtp
 
     return lmtp
 
@@ -127,7 +127,8 @@ def _check_config(
 ) -> int:
     from pathlib import Path
 
-    from mailfilter.decision.policy import PolicyError, load_policy
+    from mailfilter.decision.policy import PolicyError
+    from mailfilter.decision.policyfile import load_policy
 
     try:
         load_policy(Path(config.policy))

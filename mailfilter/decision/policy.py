@@ -1,30 +1,23 @@
-"""Load and validate a policy file (`policy/*.toml`) into frozen objects.
+"""The policy as frozen objects: what a policy file says, once validated.
 
-The policy is data (style.md §6.4): banned-file rules, decoding limits,
-spam levels, a destiny per verdict, what a scanner failure does, and
-per-recipient overrides. Every security setting must be written in the
-file: a missing key is an error, not a silent default. Any problem stops
-with `PolicyError` naming the file and the dotted key, so `check-config`
-can point at the line to fix.
-
-Applying the policy is left to `decide.decide()` (verdicts and actions)
-and `scanners.banned` (rules and limits). `policy/README.md` documents
-every key.
+The policy is data (docs/engineering-rules.md, "Policy is data"):
+banned-file rules, decoding limits, spam levels, a destiny per verdict,
+what a scanner failure does, and per-recipient overrides. Reading and
+validating a file is `policyfile.load_policy()`; applying the policy is
+left to `decide.decide()` (verdicts and actions) and `scan.banned` (rules
+and limits). `policy/README.md` documents every key.
 """
 
 from __future__ import annotations
 
-import re
-import tomllib
-import types
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-
-from mailfilter.decision.verdict import Action, Verdict
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    import pathlib
+    import re
     from collections.abc import Mapping
+
+    from mailfilter.decision.verdict import Action, Verdict
 
 
 class PolicyError(ValueError):
@@ -123,193 +116,3 @@ class Policy:
     # Scanner name ("clamav", "spamassassin", "banned") -> TEMPFAIL|PASS.
     scanner_failure: Mapping[str, Action]
     recipients: tuple[RecipientOverride, ...] = ()
-
-
-def load_policy(path: pathlib.Path) -> Policy:
-    """Read and validate `path`; raise PolicyError naming file and key."""
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise PolicyError(f"{path}: {exc}") from exc
-    top = _Table(str(path), "", data)
-    top.only(
-        "banned", "decoding", "spam", "destiny", "scanner_failure", "recipient"
-    )
-    return Policy(
-        source=str(path),
-        banned=_banned(top.table("banned"), top.table("decoding")),
-        spam=_spam(top.table("spam")),
-        destinies=_destinies(top.table("destiny")),
-        scanner_failure=_failures(top.table("scanner_failure")),
-        recipients=tuple(
-            _recipient(t) for t in top.tables("recipient", required=False)
-        ),
-    )
-
-
-class _Table:
-    """A TOML table that knows its dotted name, for error messages."""
-
-    def __init__(self, file: str, name: str, data: dict[str, Any]) -> None:
-        self.file, self.name, self.data = file, name, data
-
-    def key(self, key: str) -> str:
-        return f"{self.name}.{key}" if self.name else key
-
-    def fail(self, key: str, problem: str) -> PolicyError:
-        return PolicyError(f"{self.file}: {self.key(key)}: {problem}")
-
-    def only(self, *allowed: str) -> None:
-        for key in self.data:
-            if key not in allowed:
-                raise self.fail(key, "unknown key")
-
-    def get(
-        self,
-        key: str,
-        kind: type | tuple[type, ...],
-        what: str,
-        required: bool = True,
-    ) -> Any:
-        if key not in self.data:
-            if required:
-                raise self.fail(key, "missing required key")
-            return None
-        value = self.data[key]
-        # bool is an int in Python; a `true` where a number belongs is a
-        # typo, not a 1.
-        if not isinstance(value, kind) or (
-            isinstance(value, bool) and bool not in _kinds(kind)
-        ):
-            raise self.fail(key, f"expected {what}, got {value!r}")
-        return value
-
-    def table(self, key: str) -> _Table:
-        return _Table(self.file, self.key(key), self.get(key, dict, "a table"))
-
-    def tables(self, key: str, required: bool = True) -> list[_Table]:
-        items = self.get(key, list, "an array of tables", required) or []
-        out = []
-        for i, item in enumerate(items):
-            name = f"{self.key(key)}[{i}]"
-            if not isinstance(item, dict):
-                raise PolicyError(f"{self.file}: {name}: expected a table")
-            out.append(_Table(self.file, name, item))
-        return out
-
-    def number(self, key: str, required: bool = True) -> float | None:
-        value = self.get(key, (int, float), "a number", required)
-        return None if value is None else float(value)
-
-    def real(self, key: str) -> float:
-        return float(self.get(key, (int, float), "a number"))
-
-    def count(self, key: str, minimum: int = 0) -> int:
-        value: int = self.get(key, int, "an integer")
-        if value < minimum:
-            raise self.fail(key, f"must be >= {minimum}, got {value}")
-        return value
-
-
-def _kinds(kind: type | tuple[type, ...]) -> tuple[type, ...]:
-    return kind if isinstance(kind, tuple) else (kind,)
-
-
-def _banned(rules: _Table, limits: _Table) -> BannedPolicy:
-    rules.only("rules", "tool_timeout")
-    limits.only(*DecodingLimits.__slots__)
-    timeout = rules.real("tool_timeout")
-    if timeout <= 0:
-        raise rules.fail("tool_timeout", "must be > 0")
-    return BannedPolicy(
-        rules=tuple(_rule(t) for t in rules.tables("rules")),
-        limits=DecodingLimits(
-            **{k: limits.count(k, 1) for k in DecodingLimits.__slots__}
-        ),
-        tool_timeout=timeout,
-    )
-
-
-def _rule(table: _Table) -> BannedRule:
-    table.only("pattern", "allow", "comment")
-    source: str = table.get("pattern", str, "a string")
-    try:
-        pattern = re.compile(source)
-    except re.error as exc:
-        raise table.fail("pattern", f"bad regex {source!r}: {exc}") from exc
-    return BannedRule(
-        pattern=pattern,
-        allow=table.get("allow", bool, "true or false"),
-        comment=table.get("comment", str, "a string", required=False) or "",
-    )
-
-
-def _spam(table: _Table) -> SpamPolicy:
-    table.only("tag_level", "tag2_level", "kill_level", "max_size")
-    return SpamPolicy(
-        tag_level=table.real("tag_level"),
-        tag2_level=table.real("tag2_level"),
-        kill_level=table.real("kill_level"),
-        max_size=table.count("max_size", 1),
-    )
-
-
-_BLOCKING_VERDICTS = tuple(v for v in Verdict if v is not Verdict.CLEAN)
-
-
-def _destinies(table: _Table) -> Mapping[Verdict, Destiny]:
-    table.only(*(v.value for v in _BLOCKING_VERDICTS))
-    out = {}
-    for verdict in _BLOCKING_VERDICTS:
-        sub = table.table(verdict.value)
-        sub.only("action", "quarantine", "subject_tag")
-        out[verdict] = Destiny(
-            action=_action(sub, "action", tuple(Action)),
-            quarantine=sub.get("quarantine", bool, "true or false"),
-            subject_tag=sub.get("subject_tag", str, "a string"),
-        )
-    return frozen_map(out)
-
-
-def _action(table: _Table, key: str, allowed: tuple[Action, ...]) -> Action:
-    value: str = table.get(key, str, "a string")
-    if value not in {a.value for a in allowed}:
-        names = "|".join(a.value for a in allowed)
-        raise table.fail(key, f"bad action {value!r}, expected {names}")
-    return Action(value)
-
-
-SCANNERS = ("clamav", "spamassassin", "banned")
-
-
-def _failures(table: _Table) -> Mapping[str, Action]:
-    table.only(*SCANNERS)
-    allowed = (Action.TEMPFAIL, Action.PASS)
-    return frozen_map({s: _action(table, s, allowed) for s in SCANNERS})
-
-
-_FLAGS = tuple(
-    f for f in RecipientOverride.__slots__ if f.endswith(("lover", "checks"))
-)
-_LEVELS = ("tag_level", "tag2_level", "kill_level")
-
-
-def _recipient(table: _Table) -> RecipientOverride:
-    table.only("match", *_FLAGS, *_LEVELS)
-    match: str = table.get("match", str, "a string").strip().lower()
-    local, at, domain = match.rpartition("@")
-    if not at or not domain or "@" in local:
-        raise table.fail("match", f"expected user@domain or @domain: {match}")
-    flags = {f: table.get(f, bool, "true or false", False) for f in _FLAGS}
-    return RecipientOverride(
-        match=match,
-        **flags,
-        tag_level=table.number("tag_level", required=False),
-        tag2_level=table.number("tag2_level", required=False),
-        kill_level=table.number("kill_level", required=False),
-    )
-
-
-def frozen_map(items: Mapping[Any, Any]) -> Mapping[Any, Any]:
-    """A read-only view, so a loaded Policy cannot be changed."""
-    return types.MappingProxyType(dict(items))

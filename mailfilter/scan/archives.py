@@ -19,79 +19,27 @@ from __future__ import annotations
 
 import bz2
 import io
-import json
 import lzma
-import pathlib
-import shutil
-import subprocess
 import tarfile
-import tempfile
 import zipfile
 import zlib
-from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
-from mailfilter.scan.filetype import CONTAINERS, HEAD, short_types
+from mailfilter.scan.budget import (
+    CHUNK,
+    Budget,
+    Member,
+    OverLimits,
+    Undecodable,
+)
+from mailfilter.scan.filetype import HEAD, is_container, short_types
+from mailfilter.scan.unpackers import sevenzip_members, unar_members
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-    from mailfilter.decision.policy import DecodingLimits
-
-CHUNK = 1 << 20
 
 
-class OverLimits(Exception):  # noqa: N818 - amavis's word for it
-    """A decoding limit was hit; the text is amavis's hold reason."""
-
-
-class Undecodable(Exception):  # noqa: N818
-    """An archive (or one member) could not be read."""
-
-
-class Budget:
-    """What is left of the decoding limits for one message."""
-
-    def __init__(self, limits: DecodingLimits, size: int) -> None:
-        self.limits = limits
-        self.quota = limits.quota(size)
-        self.left = self.quota
-        self.files = 0
-
-    def enter(self, depth: int) -> None:
-        """Account for decoding at nesting `depth` (the message is 0)."""
-        if depth > self.limits.max_depth:
-            raise OverLimits(
-                f"Maximum decoding depth ({self.limits.max_depth}) exceeded"
-            )
-
-    def file(self) -> None:
-        """Account for one more part or member."""
-        self.files += 1
-        if self.files > self.limits.max_files:
-            raise OverLimits(
-                f"Maximum number of files ({self.limits.max_files}) exceeded"
-            )
-
-    def charge(self, size: int) -> None:
-        """Account for `size` decoded bytes."""
-        self.left -= max(size, 0)
-        if self.left < 0:
-            raise OverLimits(f"Exceeded storage quota ({self.quota} bytes)")
-
-
-@dataclass(frozen=True, slots=True)
-class Member:
-    """One archive member: its name, and its bytes (or only their head)."""
-
-    name: str
-    data: bytes = b""
-    encrypted: bool = False
-
-
-def is_container(types: tuple[str, ...]) -> bool:
-    """Whether content of these short types is unpacked further."""
-    return not CONTAINERS.isdisjoint(types)
 
 
 def members(
@@ -106,9 +54,9 @@ def members(
         elif kind in _STREAMS:
             yield from _stream(data, kind, budget)
         elif kind == ".rar":
-            yield from _unar(data, budget, timeout)
+            yield from unar_members(data, budget, timeout)
         else:
-            yield from _7z(data, kind, budget, timeout)
+            yield from sevenzip_members(data, kind, budget, timeout)
     except (OverLimits, Undecodable):
         raise
     except (
@@ -217,146 +165,3 @@ def _gzip_name(data: bytes) -> str:
         start += 2 + int.from_bytes(data[10:12], "little")
     end = data.find(b"\0", start, start + 1024)
     return data[start:end].decode("latin-1") if end > start else ""
-
-
-def _run(args: list[str], timeout: float) -> str:
-    """Run an unpacker; its stdout as text. Never through a shell."""
-    try:
-        done = subprocess.run(
-            args,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise Undecodable(f"{pathlib.Path(args[0]).name} timed out") from exc
-    return (done.stdout + done.stderr).decode("utf-8", "replace")
-
-
-def _tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        raise Undecodable(f"{name} not installed")
-    return path
-
-
-def _7z(
-    data: bytes, kind: str, budget: Budget, timeout: float
-) -> Iterator[Member]:
-    """7z, cab, arj (and other formats 7z reads) through p7zip."""
-    seven = _tool("7z")
-    with tempfile.TemporaryDirectory(prefix="mailfilter-") as tmp:
-        source = pathlib.Path(tmp) / f"archive{kind}"
-        source.write_bytes(data)
-        # A dummy password: 7z must never wait for one on stdin.
-        listing = _run([seven, "l", "-slt", "-pX", "--", str(source)], timeout)
-        if "Wrong password" in listing or "encrypted archive" in listing:
-            budget.file()
-            yield Member("", encrypted=True)
-            return
-        entries = _7z_entries(listing)
-        plain = _account(entries, budget)
-        yield from (
-            Member(e["Path"], encrypted=True)
-            for e in entries
-            if e.get("Encrypted") == "+"
-        )
-        if plain:
-            out = pathlib.Path(tmp) / "out"
-            _run(
-                [seven, "x", "-y", "-pX", f"-o{out}", "--", str(source)],
-                timeout,
-            )
-            yield from _extracted(out, plain)
-
-
-def _7z_entries(listing: str) -> list[dict[str, str]]:
-    """The `Path = ...` blocks after the ---------- line of `7z l -slt`."""
-    _, _, body = listing.partition("\n----------\n")
-    entries = []
-    for block in body.split("\n\n"):
-        fields = dict(
-            line.split(" = ", 1)
-            for line in block.splitlines()
-            if " = " in line
-        )
-        if "Path" in fields and not fields.get("Attributes", "").startswith(
-            "D"
-        ):
-            entries.append(fields)
-    return entries
-
-
-def _account(entries: list[dict[str, str]], budget: Budget) -> list[str]:
-    """Charge every listed member before extracting; names to read back."""
-    plain = []
-    for entry in entries:
-        budget.file()
-        if entry.get("Encrypted") != "+":
-            budget.charge(int(entry.get("Size") or 0))
-            plain.append(entry["Path"])
-    return plain
-
-
-def _extracted(out: pathlib.Path, names: list[str]) -> Iterator[Member]:
-    """Read back extracted regular files (never following links)."""
-    for name in names:
-        path = out / name
-        if path.is_file() and not path.is_symlink():
-            with path.open("rb") as stream:
-                head = stream.read(HEAD)
-                rest = (
-                    stream.read() if is_container(short_types(head)) else b""
-                )
-            yield Member(name, head + rest)
-        else:
-            yield Member(name)
-
-
-def _unar(data: bytes, budget: Budget, timeout: float) -> Iterator[Member]:
-    """rar through lsar (listing, JSON) and unar (extraction)."""
-    lsar, unar = _tool("lsar"), _tool("unar")
-    with tempfile.TemporaryDirectory(prefix="mailfilter-") as tmp:
-        source = pathlib.Path(tmp) / "archive.rar"
-        source.write_bytes(data)
-        try:
-            listing = json.loads(
-                _run([lsar, "-j", "--", str(source)], timeout)
-            )
-        except json.JSONDecodeError as exc:
-            raise Undecodable("rar: unreadable listing") from exc
-        entries = [
-            {
-                "Path": str(e.get("XADFileName", "")),
-                "Size": str(e.get("XADFileSize", 0)),
-                "Encrypted": "+" if e.get("XADIsEncrypted") else "-",
-            }
-            for e in listing.get("lsarContents", [])
-            if not e.get("XADIsDirectory")
-        ]
-        plain = _account(entries, budget)
-        yield from (
-            Member(e["Path"], encrypted=True)
-            for e in entries
-            if e["Encrypted"] == "+"
-        )
-        if plain:
-            out = pathlib.Path(tmp) / "out"
-            _run(
-                [
-                    unar,
-                    "-q",
-                    "-f",
-                    "-D",
-                    "-nr",
-                    "-p",
-                    "X",
-                    "-o",
-                    str(out),
-                    "--",
-                    str(source),
-                ],
-                timeout,
-            )
-            yield from _extracted(out, plain)

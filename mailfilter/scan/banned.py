@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from mailfilter.decision.verdict import ScanResult
 from mailfilter.scan import archives, filetype
+from mailfilter.scan.budget import Budget, Member, OverLimits, Undecodable
 from mailfilter.scan.filenames import normalise
 from mailfilter.scan.mimewalk import Leaf, MimeWalk, Node
 
@@ -51,12 +52,12 @@ class Findings:
 
 def check(content: bytes, policy: BannedPolicy) -> Findings:
     """Walk `content` and match every leaf path against the rules."""
-    run = _Check(policy, archives.Budget(policy.limits, len(content)))
+    run = _Check(policy, Budget(policy.limits, len(content)))
     walk = MimeWalk(content, run.budget)
     try:
         for leaf in walk.leaves():
             run.inspect(_typed(leaf), leaf, leaf.depth)
-    except archives.OverLimits as exc:
+    except OverLimits as exc:
         run.found.add(run.found.unchecked, f"over limits: {exc}")
     for reason in walk.unchecked:
         run.found.add(run.found.unchecked, reason)
@@ -75,11 +76,11 @@ class _Check:
     """The state of one message's check."""
 
     policy: BannedPolicy
-    budget: archives.Budget
+    budget: Budget
     found: Findings = field(default_factory=Findings)
 
     def inspect(
-        self, path: tuple[Node, ...], part: Leaf | archives.Member, depth: int
+        self, path: tuple[Node, ...], part: Leaf | Member, depth: int
     ) -> None:
         """Check one leaf path; descend into it if it is an archive."""
         verdict = match(path, self.policy)
@@ -88,7 +89,7 @@ class _Check:
         node = path[-1]
         if node.encrypted:
             self.found.add(self.found.unchecked, "encrypted")
-        if node.encrypted or not archives.is_container(node.types):
+        if node.encrypted or not filetype.is_container(node.types):
             return
         kind = next(t for t in node.types if t in filetype.CONTAINERS)
         self.budget.enter(depth + 1)
@@ -97,11 +98,11 @@ class _Check:
             members = archives.members(part.data, kind, self.budget, timeout)
             for member in members:
                 self.inspect((*path, _member_node(member)), member, depth + 1)
-        except archives.Undecodable as exc:
+        except Undecodable as exc:
             self.found.add(self.found.unchecked, f"not decoded: {exc}")
 
 
-def _member_node(member: archives.Member) -> Node:
+def _member_node(member: Member) -> Node:
     """An archive member as a path node: its name and content types."""
     name = normalise(member.name)
     types = () if member.encrypted else filetype.short_types(member.data)

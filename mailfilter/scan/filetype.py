@@ -204,3 +204,8 @@ def from_libmagic(head: bytes) -> tuple[str, ...]:
         if pattern.search(description):
             return types
     return (".dat",)
+
+
+def is_container(types: tuple[str, ...]) -> bool:
+    """Whether content of these short types is unpacked further."""
+    return not CONTAINERS.isdisjoint(types)

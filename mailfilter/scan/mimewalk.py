@@ -31,7 +31,7 @@ from mailfilter.scan.filenames import decode_words, part_names, split_value
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from mailfilter.scan.archives import Budget
+    from mailfilter.scan.budget import Budget
 
 _BLANK_LINE = re.compile(rb"\r?\n\r?\n")
 _FOLD = re.compile(r"\r?\n(?=[ \t])")

@@ -19,17 +19,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, AnyStr
-
-from aiosmtpd.smtp import SMTP, Session
+from typing import TYPE_CHECKING
 
 from mailfilter.smtp import params as smtpparams
 from mailfilter.smtp import replies
+from mailfilter.smtp.batching import BatchedReplies
 from mailfilter.smtp.datareader import CHUNK, read_data
 from mailfilter.smtp.envelope import Client, Envelope, MailParams, Recipient
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
+
+    from aiosmtpd.smtp import Session
 
 log = logging.getLogger("mailfilter.smtp")
 _EHLO_KEYWORDS = (
@@ -44,7 +45,7 @@ _EHLO_KEYWORDS = (
 )
 
 
-class FilterSMTP(SMTP):
+class FilterSMTP(BatchedReplies):
     """One Postfix connection; `app.Service` builds one per connection."""
 
     # The StreamReader limit. DATA is read in chunks of up to this size;
@@ -73,7 +74,6 @@ class FilterSMTP(SMTP):
             timeout=idle_timeout,
         )
         self._process = process
-        self._pending: list[bytes] = []
         self._limit = size_limit
         self._lmtp = lmtp
         self._local_addr = local_addr
@@ -98,35 +98,6 @@ class FilterSMTP(SMTP):
         self._sender: str | None = None
         self._params = MailParams()
         self._rcpts: list[Recipient] = []
-
-    async def _reply(self, text: str, *, flush: bool = False) -> None:
-        """Queue a reply; send the queue unless more commands are waiting.
-
-        With a pipelining client (Postfix sends MAIL, RCPT... and DATA in
-        one packet), the replies then leave in one packet too (RFC 2920
-        §3.2 allows it) instead of one send each. A reply the client must
-        see before it sends more (354, the final reply, QUIT) is sent at
-        once, as is anything when no further command line is buffered.
-        """
-        self._queue(text)
-        # CPython's StreamReader keeps unread bytes in `_buffer`.
-        waiting = b"\n" in self._reader._buffer  # type: ignore[attr-defined]
-        if flush or not waiting:
-            await self._flush()
-
-    def _queue(self, text: str) -> None:
-        self._pending.append(text.encode("utf-8", "surrogateescape") + b"\r\n")
-
-    async def _flush(self) -> None:
-        if self._pending:
-            self._writer.write(b"".join(self._pending))
-            self._pending.clear()
-            await self._writer.drain()
-
-    async def push(self, status: AnyStr) -> None:
-        """aiosmtpd's own replies: send ours first, keep the order."""
-        await self._flush()
-        await super().push(status)
 
     # -- greeting and session commands -------------------------------------
 

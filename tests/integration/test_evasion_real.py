@@ -9,7 +9,7 @@ import pytest
 
 from mailfilter.addresses import parse_endpoint
 from mailfilter.decision.decide import decide
-from mailfilter.decision.policy import load_policy
+from mailfilter.decision.policyfile import load_policy
 from mailfilter.decision.verdict import Action, Verdict
 from mailfilter.scan.banned import BannedScanner
 from mailfilter.scan.clamav import ClamAV

@@ -32,7 +32,7 @@ def chain(tmp_path, clamd, spamd):
             [
                 sys.executable,
                 "-m",
-                "mailfilter.delivery.lmtp",
+                "mailfilter.delivery.cli",
                 "--listen",
                 f"127.0.0.1:{lport}",
                 "--root-template",

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import pytest
 from aiosmtpd.controller import Controller
 
-from mailfilter.ops import availability, probe, probe_report
+from mailfilter.ops import availability_report, probe_cli, probe_report
 from tests.support.ports import free_port, wait_port
 
 if TYPE_CHECKING:
@@ -182,7 +182,7 @@ def test_probe_measures_an_smtp_outage(
     timer = threading.Timer(2.5, smtp.outage, args=(OUTAGE,))
     timer.start()
     try:
-        rc = probe.main(
+        rc = probe_cli.main(
             [
                 "--smtp",
                 f"127.0.0.1:{smtp.port}",
@@ -234,7 +234,7 @@ def test_probe_measures_an_smtp_outage(
     assert outage.duration == pytest.approx(summary["mtfo_seconds"])
     assert f"MTFO: {outage.duration:.3f} s" in out
     # And the measurement feeds the availability model.
-    assert 0 == availability.main(
+    assert 0 == availability_report.main(
         ["--mtfo-from", str(csv_path), "--layer", "real_servers", "--json"]
     )
     model = json.loads(capsys.readouterr().out)

@@ -13,6 +13,8 @@ import pytest
 
 import maildir
 from mailfilter.delivery import lmtp as lm
+from mailfilter.delivery import replies as rp
+from mailfilter.delivery import routing
 
 
 class Client:
@@ -49,7 +51,7 @@ class Client:
 
 @pytest.fixture
 async def lmtp(tmp_path):
-    config = lm.Config(
+    config = routing.Config(
         root_template=str(
             tmp_path / "mail" / "{domain}" / "{user}" / "Maildir"
         ),
@@ -81,7 +83,7 @@ async def test_one_reply_per_recipient(lmtp):
     replies = await client.send(
         "s@x.org", ["alice@example.org", "Bob@Example.org"], MSG
     )
-    assert [lm.R250_DELIVERED, lm.R250_DELIVERED] == replies
+    assert [rp.R250_DELIVERED, rp.R250_DELIVERED] == replies
     for user in ("alice", "bob"):
         [path] = (base / user / "Maildir" / "new").iterdir()
         assert path.read_bytes().startswith(
@@ -92,11 +94,11 @@ async def test_one_reply_per_recipient(lmtp):
 async def test_unknown_and_bad_recipients(lmtp):
     """Unknown user 550 5.1.1; traversal-shaped address 550 5.1.3."""
     client, base = lmtp
-    assert lm.R550_NO_USER == (
+    assert rp.R550_NO_USER == (
         await client.cmd("MAIL FROM:<s@x.org>")
         and await client.cmd("RCPT TO:<carol@example.org>")
     )
-    assert lm.R550_BAD_ADDRESS == await client.cmd(
+    assert rp.R550_BAD_ADDRESS == await client.cmd(
         "RCPT TO:<../../etc@example.org>"
     )
     # aiosmtpd's own parser refuses this one first (553 5.1.3).
@@ -139,7 +141,7 @@ async def test_mixed_outcomes(lmtp, monkeypatch):
     replies = await client.send(
         "s@x.org", ["alice@example.org", "bob@example.org"], MSG
     )
-    assert lm.R250_DELIVERED == replies[0]
+    assert rp.R250_DELIVERED == replies[0]
     assert replies[1].startswith("451 4.3.0")
 
 
@@ -149,7 +151,7 @@ async def test_quota_and_size(lmtp):
     maildir.quota.set_quota(
         base / "alice" / "Maildir", maildir.quota.Quota(10)
     )
-    assert [lm.R552_TOO_BIG] == await client.send(
+    assert [rp.R552_TOO_BIG] == await client.send(
         "s@x.org", ["bob@example.org"], (b"x" * 900 + b"\r\n") * 30
     )
     await client.cmd("RSET")
@@ -165,22 +167,22 @@ async def test_bug_is_451_never_5xx(lmtp, monkeypatch):
         raise OSError(errno.EIO, "boom")
 
     monkeypatch.setattr(lm.maildir, "deliver", boom)
-    assert [lm.R451_INTERNAL] == await client.send(
+    assert [rp.R451_INTERNAL] == await client.send(
         "s@x.org", ["alice@example.org"], MSG
     )
 
 
 async def test_handle_exception_is_451():
     """handle_exception (errors outside DATA) answers 451, not aiosmtpd's 500."""
-    handler = lm.DeliveryHandler(lm.Config(root_template="/x/{user}"))
-    assert lm.R451_INTERNAL == await handler.handle_exception(
+    handler = lm.DeliveryHandler(routing.Config(root_template="/x/{user}"))
+    assert rp.R451_INTERNAL == await handler.handle_exception(
         RuntimeError("x")
     )
 
 
 async def test_missing_mount_is_451(tmp_path):
     """With --mount-check on a non-mountpoint, RCPT answers 451, not 550."""
-    config = lm.Config(
+    config = routing.Config(
         root_template=str(tmp_path / "{user}"), mount_check=str(tmp_path)
     )
     handler = lm.DeliveryHandler(config)
@@ -188,21 +190,21 @@ async def test_missing_mount_is_451(tmp_path):
     class Env:
         rcpt_tos: list[str] = []
 
-    assert lm.R451_MOUNT == await handler.handle_RCPT(
+    assert rp.R451_MOUNT == await handler.handle_RCPT(
         None, None, Env(), "a@b.org", []
     )
 
 
 def test_auto_create_makes_user_directories_but_never_the_store(tmp_path):
     """With --auto-create the user's tree is made under the store, but a missing store is never created."""
-    from mailfilter.delivery.lmtp import Config, _make_parents
+    from mailfilter.delivery.routing import Config, make_parents
 
     store = tmp_path / "store"
     config = Config(
         root_template=str(store) + "/{domain}/{user}/Maildir", auto_create=True
     )
-    _make_parents(config, str(store / "example.com" / "alice" / "Maildir"))
+    make_parents(config, str(store / "example.com" / "alice" / "Maildir"))
     assert not store.exists()  # the mount is missing: leave it to defer
     store.mkdir()
-    _make_parents(config, str(store / "example.com" / "alice" / "Maildir"))
+    make_parents(config, str(store / "example.com" / "alice" / "Maildir"))
     assert (store / "example.com" / "alice").is_dir()

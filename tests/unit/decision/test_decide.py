@@ -7,7 +7,7 @@ import pathlib
 import pytest
 
 from mailfilter.decision.decide import decide, recipient_settings
-from mailfilter.decision.policy import load_policy
+from mailfilter.decision.policyfile import load_policy
 from mailfilter.decision.verdict import Action, ScanResult, SpamReport, Verdict
 
 DEFAULT = (

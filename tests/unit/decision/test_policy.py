@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from mailfilter.decision.policy import PolicyError, load_policy
+from mailfilter.decision.policy import PolicyError
+from mailfilter.decision.policyfile import load_policy
 from mailfilter.decision.verdict import Action, Verdict
 
 POLICY_DIR = pathlib.Path(__file__).resolve().parents[3] / "policy"

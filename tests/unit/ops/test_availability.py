@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from mailfilter.ops import availability as av
+from mailfilter.ops import availability_report as avr
 from mailfilter.ops import probe_report
 
 if TYPE_CHECKING:
@@ -173,7 +174,7 @@ def test_main_takes_mtfo_from_probe_csv(
     csv_path = tmp_path / "probe.csv"
     with csv_path.open("w", newline="") as f:
         probe_report.write_csv(samples, f)
-    rc = av.main(
+    rc = avr.main(
         ["--mtfo-from", str(csv_path), "--layer", "real_servers", "--json"]
     )
     doc = json.loads(capsys.readouterr().out)
@@ -192,7 +193,7 @@ def test_main_csv_without_outage_fails(
     csv_path = tmp_path / "probe.csv"
     with csv_path.open("w", newline="") as f:
         probe_report.write_csv([_sample(0, 1.0, True)], f)
-    assert 2 == av.main(["--mtfo-from", str(csv_path), "--layer", "storage"])
+    assert 2 == avr.main(["--mtfo-from", str(csv_path), "--layer", "storage"])
     assert "no complete outage" in capsys.readouterr().err
 
 
@@ -200,7 +201,7 @@ def test_main_table_shows_layers_and_total(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """The default table has a row per seed layer and the seed's total."""
-    assert 0 == av.main([])
+    assert 0 == avr.main([])
     out = capsys.readouterr().out
     for name in ("directors", "real_servers", "storage"):
         assert name in out
@@ -210,7 +211,7 @@ def test_main_table_shows_layers_and_total(
 def test_main_needs_a_layer_per_csv() -> None:
     """--mtfo-from without --layer is a usage error."""
     with pytest.raises(SystemExit) as exc:
-        av.main(["--mtfo-from", "x.csv"])
+        avr.main(["--mtfo-from", "x.csv"])
     assert 2 == exc.value.code
 
 
@@ -220,7 +221,7 @@ def test_plot_writes_png(
     """--plot writes a PNG file when matplotlib is installed."""
     pytest.importorskip("matplotlib", reason="matplotlib is optional")
     out = tmp_path / "a.png"
-    assert 0 == av.main(["--plot", str(out)])
+    assert 0 == avr.main(["--plot", str(out)])
     assert b"\x89PNG" == out.read_bytes()[:4]
 
 
@@ -232,7 +233,7 @@ def test_plot_without_matplotlib(
     """Without matplotlib, --plot still prints the table, then exits 1."""
     # Error branch: a None entry in sys.modules makes the import fail.
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    assert 1 == av.main(["--plot", str(tmp_path / "a.png")])
+    assert 1 == avr.main(["--plot", str(tmp_path / "a.png")])
     captured = capsys.readouterr()
     assert "needs matplotlib" in captured.err
     assert "total" in captured.out

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from mailfilter.ops import probe, probe_report
+from mailfilter.ops import probe_cli, probe_report
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -128,7 +128,7 @@ def test_format_summary_names_each_outage_and_mtfo() -> None:
 def test_progress_line_per_sample_when_not_a_tty() -> None:
     """Off a terminal, each finished message is one plain line."""
     out = io.StringIO()
-    progress = probe.Progress(out)
+    progress = probe_cli.Progress(out)
     progress(s(7, 0, latency=0.5))
     progress(s(8, 1, False))
     lines = out.getvalue().splitlines()
@@ -141,7 +141,7 @@ def test_parse_args_reads_password_file(tmp_path: Path) -> None:
     """--imap-password-file is read without its trailing newline."""
     pw = tmp_path / "pw"
     pw.write_text("s3cret\n")
-    cfg, _ = probe.parse_args(
+    cfg, _ = probe_cli.parse_args(
         [
             "--smtp",
             "[::1]:2525",
@@ -163,7 +163,7 @@ def test_parse_args_reads_password_file(tmp_path: Path) -> None:
 def test_parse_args_rejects_bad_hostport() -> None:
     """An address without a port is a usage error."""
     with pytest.raises(SystemExit):
-        probe.parse_args(
+        probe_cli.parse_args(
             [
                 "--smtp",
                 "localhost",

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from mailfilter.decision.policy import load_policy
+from mailfilter.decision.policyfile import load_policy
 from mailfilter.decision.verdict import ScanResult, Verdict
 from mailfilter.scan import banned as banned_module
 from mailfilter.scan.banned import BannedScanner, check

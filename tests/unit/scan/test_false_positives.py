@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mailfilter.decision.policy import load_policy
+from mailfilter.decision.policyfile import load_policy
 from mailfilter.scan import filetype
 from mailfilter.scan.banned import check
 from tests.support.corpus import with_attachment

@@ -8,7 +8,7 @@ import tracemalloc
 import zipfile
 from pathlib import Path
 
-from mailfilter.decision.policy import load_policy
+from mailfilter.decision.policyfile import load_policy
 from mailfilter.scan.banned import check
 from tests.support.corpus import pe_exe, with_attachment
 

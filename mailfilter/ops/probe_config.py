@@ -1,0 +1,28 @@
+"""What one probe run is told: endpoints, mailbox, pacing, and its errors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+TAG_HEADER = "X-Mailfilter-Probe"
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeConfig:
+    """Where to send and where to look."""
+
+    smtp: tuple[str, int]
+    sender: str
+    rcpt: str
+    imap: tuple[str, int]
+    imap_user: str
+    imap_password: str
+    imap_ssl: bool = False
+    interval: float = 1.0
+    count: int | None = None
+    duration: float | None = None
+    timeout: float = 30.0
+
+
+class ProbeError(Exception):
+    """The probe cannot run at all (e.g. IMAP login fails at start)."""
