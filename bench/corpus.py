@@ -1,4 +1,7 @@
-"""A deterministic corpus of unique test messages (perf-reliability §5.1).
+"""A deterministic corpus of unique test messages.
+
+The benchmark topologies are in docs/performance-and-reliability.md,
+"Benchmark topologies".
 
 Mix: 50% ~4 KB plain text, 30% ~20 KB HTML multipart/alternative, 15%
 ~100 KB with a PDF-like or ZIP attachment, 5% 1-5 MB, and ~1.5% bad ones

@@ -22,10 +22,13 @@ import sys
 from maildir import delivery, errors, routing
 
 USAGE = """\
-usage: maildir-deliver [--maildir DIR] [--folder NAME] [--extension EXT]
+usage: maildir-deliver [--folder NAME] [--extension EXT]
                        [--spam-folder NAME] [--create-extension-folders]
                        [--no-create] [--quota-tempfail] [--hostname NAME]
-Reads a message on stdin and delivers it into DIR (default ~/Maildir/).
+                       [--maildir DIR | DIR]
+Reads a message on stdin and delivers it into DIR (default ~/Maildir/),
+given as --maildir DIR or as the last argument, the way procmail and
+maildrop recipes write it.
 Spam routing: --spam-folder or $MAILDIR_SPAM_FOLDER sends messages with
 'X-Spam-Flag: YES' to that folder.
 """
@@ -38,13 +41,26 @@ class UsageError(Exception):
 
 
 def _options(argv: list[str]) -> dict[str, str]:
-    """--name=value, --name value and --flag; -h is --help."""
+    """--name=value, --name value and --flag; -h is --help.
+
+    One argument that is not an option is the Maildir (the positional
+    form, `maildir-deliver [options] MAILDIR`); `--` ends the options.
+    """
     opts: dict[str, str] = {}
     args = iter(argv)
     for arg in args:
+        if arg == "--" or not arg.startswith("-"):
+            rest = [arg] if arg != "--" else []
+            rest += list(args)
+            if len(rest) != 1:
+                raise UsageError(f"expected one MAILDIR, got {rest!r}")
+            if "maildir" in opts:
+                raise UsageError("MAILDIR given twice (--maildir and DIR)")
+            opts["maildir"] = rest[0]
+            break
         name, eq, value = arg.partition("=")
         name = "help" if name == "-h" else name.removeprefix("--")
-        if not arg.startswith("-") or name not in _VALUED | _FLAGS:
+        if name not in _VALUED | _FLAGS:
             raise UsageError(f"unknown argument {arg!r}")
         if name in _FLAGS:
             if eq:

@@ -1,13 +1,13 @@
 """Deliver one message into a Maildir, safely on a shared cluster filesystem.
 
-The algorithm is maildir-shared.md §0: random unique name; create
-`tmp/<name>` with O_EXCL|O_NOFOLLOW, 0600; write (short writes looped),
-fsync, fstat, close (checked: NFS reports write errors at close); publish by
-link() into `new/<name>,S=<size>,W=<vsize>`, never by a rename that could
-overwrite; unlink the tmp name; fsync new/. Success is returned only after
-all of it. An EEXIST (or, with the rename fallback, ENOENT) whose target
-carries our inode is a retried-RPC artefact and counts as success (Postfix
-sane_link); a real collision never overwrites, it picks a new name.
+The algorithm is docs/maildir-on-shared-storage.md, "The delivery algorithm":
+random unique name; create `tmp/<name>` with O_EXCL|O_NOFOLLOW, 0600; write
+(short writes looped), fsync, fstat, close (checked: NFS reports write errors
+at close); publish by link() into `new/<name>,S=<size>,W=<vsize>`, never by a
+rename that could overwrite; unlink the tmp name; fsync new/. Success is
+returned only after all of it. An EEXIST (or, with the rename fallback, ENOENT)
+whose target carries our inode is a retried-RPC artefact and counts as success
+(Postfix sane_link); a real collision never overwrites, it picks a new name.
 
 Everything below the root is opened relative to directory fds with
 O_NOFOLLOW, so no symlink inside the Maildir is followed. The root itself

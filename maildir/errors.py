@@ -4,10 +4,11 @@
 delivery. It carries `temporary` (retry later) and an RFC 3463 enhanced
 status code (`dsn`), plus the sysexits(3) value a mailbox_command must exit
 with. The errno mapping follows Postfix `mbox_dsn()` and qmail
-`error_temp()` (maildir-shared.md §4.5), with one deliberate change: an
-errno we do not know is *temporary*, because a misconfigured or missing
-cluster mount must defer mail, never bounce it. Whether over-quota is
-temporary is the caller's policy; this module only names the codes.
+`error_temp()` (docs/maildir-on-shared-storage.md, "Error classification"),
+with one deliberate change: an errno we do not know is *temporary*, because a
+misconfigured or missing cluster mount must defer mail, never bounce it.
+Whether over-quota is temporary is the caller's policy; this module only names
+the codes.
 """
 
 from __future__ import annotations

@@ -4,9 +4,10 @@
 fsyncs the directories so the new entries survive a crash. It never
 creates missing parents: on a cluster a missing parent usually means the
 shared mount is missing, and mail must then defer, not land on the local
-disk under the mountpoint (maildir-shared.md §4.5). `open_box()` resolves
-a logical folder to a directory fd without following symlinks and falls
-back to INBOX when the folder is invalid or unsafe. Writing is `delivery`.
+disk under the mountpoint (docs/maildir-on-shared-storage.md, "Error
+classification"). `open_box()` resolves a logical folder to a directory fd
+without following symlinks and falls back to INBOX when the folder is invalid
+or unsafe. Writing is `delivery`.
 """
 
 # os.* on purpose: fd-relative calls (dir_fd=) have no pathlib form, and
@@ -29,7 +30,8 @@ def create(root: str | os.PathLike[str], mode: int = 0o700) -> Path:
     """Create a Maildir (root, tmp, new, cur); the parent must exist.
 
     Refusing to create missing parents is deliberate: on a cluster, a
-    missing parent usually means the shared mount is missing (§4.5).
+    missing parent usually means the shared mount is missing
+    (docs/maildir-on-shared-storage.md, "Error classification").
     """
     from pathlib import Path
 

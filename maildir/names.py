@@ -1,12 +1,13 @@
 """Unique Maildir file names, safe when several hosts share one directory.
 
-`<sec>.M<usec>P<pid>Q<counter>R<128-bit random hex>.<host>` (maildir-shared.md
-§0.1). The clock and the pid only make names readable and roughly sorted;
-uniqueness comes from the 128 random bits, so equal hostnames, reused PIDs
-in PID namespaces and clocks that stand still or step back cannot collide.
-The host part is escaped as DJB asks (`/` -> `\\057`, `:` -> `\\072`) and
-also `,` (readers look for `,S=` in base names) and `\\` (so the escaping
-is unambiguous). This module does no file I/O; `deliver` handles EEXIST.
+`<sec>.M<usec>P<pid>Q<counter>R<128-bit random hex>.<host>`
+(docs/maildir-on-shared-storage.md, "Unique names"). The clock and the pid only
+make names readable and roughly sorted; uniqueness comes from the 128 random
+bits, so equal hostnames, reused PIDs in PID namespaces and clocks that stand
+still or step back cannot collide. The host part is escaped as DJB asks
+(`/` -> `\\057`, `:` -> `\\072`) and also `,` (readers look for `,S=` in
+base names) and `\\` (so the escaping is unambiguous). This module does no
+file I/O; `deliver` handles EEXIST.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@
   each message uses the context it started with.
 - SIGTERM stops accepting, lets in-flight messages finish within
   `shutdown_timeout`, and then closes what is left; Postfix retries those
-  (aiosmtpd's own stop() cancels everything at once, §4.1).
+  (aiosmtpd's own stop() cancels everything at once; see
+  docs/performance-and-reliability.md, "aiosmtpd").
 """
 
 from __future__ import annotations
@@ -60,7 +61,10 @@ def myhostname(config: Config) -> str:
 
 
 def build_scanners(config: Config, policy: Policy) -> list[Scanner]:
-    """The registry: one literal list, no discovery (style.md rule 4)."""
+    """The registry: one literal list, no discovery.
+
+    See docs/engineering-rules.md, Rule 4.
+    """
     from mailfilter.scan.banned import BannedScanner
     from mailfilter.scan.clamav import ClamAV
     from mailfilter.scan.spamassassin import SpamAssassin
@@ -149,6 +153,13 @@ class Service:
     async def start(self) -> list[tuple[str, int]]:
         """Bind every listener; returns the bound addresses."""
         bound = []
+        builtin = self.config.policy == str(configmod.BUILTIN_POLICY)
+        log.info(
+            "settings from %s; policy in force: %s%s",
+            self.config.source,
+            self.config.policy,
+            " (the built-in default)" if builtin else "",
+        )
         for text in self.config.listen:
             endpoint = parse_endpoint(text)
             lmtp = endpoint.proto == "lmtp"

@@ -1,11 +1,8 @@
-"""The `mailfilter` command.
+"""The `mailfilter` command: the filter itself and its subcommands.
 
-mailfilter [settings flags]              run the filter (foreground)
-mailfilter --selftest [--quick] [--json] check everything, exit 0 if fine
-mailfilter check-config | show-config [--example]
-mailfilter release MAIL_ID [--to RCPT]   reinject a quarantined message
-mailfilter scan FILE.eml                 verdict for one file, no delivery
-mailfilter availability ... | probe ... | lmtp-deliver ...
+`mailfilter --help` lists every subcommand (`COMMANDS` below is the one
+list); `mailfilter SUBCOMMAND --help` explains one. `availability`,
+`probe` and `lmtp-deliver` parse their own arguments.
 """
 
 from __future__ import annotations
@@ -20,7 +17,62 @@ from mailfilter import config as configmod
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-_SUBCOMMANDS = ("check-config", "show-config", "release", "scan")
+# name -> (usage, one line). The order is the order of `--help`.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "check-config": (
+        "mailfilter [--config FILE] check-config",
+        "check the settings and the policy file (exit 0: both valid)",
+    ),
+    "show-config": (
+        "mailfilter [--config FILE] show-config [--example]",
+        "print the effective settings (--example: the commented file)",
+    ),
+    "show-policy": (
+        "mailfilter [--config FILE] show-policy",
+        "print the policy in force, to copy to /etc/mailfilter/",
+    ),
+    "release": (
+        "mailfilter release MAIL_ID [--to RCPT ...]",
+        "reinject a quarantined message, like amavisd-release",
+    ),
+    "scan": (
+        "mailfilter scan FILE.eml",
+        "the verdict for one message file, without delivery",
+    ),
+    "availability": (
+        "mailfilter availability [FILE] [--mtfo-from CSV --layer NAME]",
+        "the cluster availability model, with measured failover times",
+    ),
+    "probe": (
+        "mailfilter probe --smtp HOST:PORT --imap HOST:PORT ...",
+        "measure failovers as a user sees them (SMTP in, IMAP out)",
+    ),
+    "lmtp-deliver": (
+        "mailfilter lmtp-deliver --listen HOST:PORT --root-template T",
+        "LMTP server delivering into Maildirs on shared storage",
+    ),
+}
+# These parse their own arguments (and answer their own --help).
+_DELEGATED = ("availability", "probe", "lmtp-deliver")
+_SUBCOMMANDS = tuple(c for c in COMMANDS if c not in _DELEGATED)
+
+
+def _epilog() -> str:
+    lines = ["subcommands (mailfilter SUBCOMMAND --help for each):"]
+    lines += [f"  {name:<14}{line}" for name, (_, line) in COMMANDS.items()]
+    lines += [
+        "",
+        "Without a subcommand mailfilter runs the filter in the foreground;",
+        "--selftest checks this node instead (exit 0 when all works).",
+    ]
+    return "\n".join(lines)
+
+
+def _subcommand_help(name: str) -> int:
+    usage, line = COMMANDS[name]
+    print(f"usage: {usage}\n\n{line}.\n")
+    print("Every settings flag of `mailfilter --help` is accepted too.")
+    return 0
 
 
 def _delegate(name: str) -> Callable[[list[str]], int]:
@@ -43,6 +95,8 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="mailfilter",
         description="amavis-compatible after-queue content filter",
+        epilog=_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     configmod.add_arguments(p)
     p.add_argument(
@@ -70,7 +124,9 @@ def parser() -> argparse.ArgumentParser:
         action="append",
         help="with release: send to these recipients instead",
     )
-    p.add_argument("command", nargs="?", choices=_SUBCOMMANDS)
+    p.add_argument(
+        "command", nargs="?", choices=_SUBCOMMANDS, help=argparse.SUPPRESS
+    )
     p.add_argument("argument", nargs="?", help="MAIL_ID or FILE")
     return p
 
@@ -78,8 +134,11 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    if args_list and args_list[0] in ("availability", "probe", "lmtp-deliver"):
+    if args_list and args_list[0] in _DELEGATED:
         return _delegate(args_list[0])(args_list[1:])
+    named = [a for a in args_list if a in _SUBCOMMANDS]
+    if named and ("-h" in args_list or "--help" in args_list):
+        return _subcommand_help(named[0])
     args = parser().parse_args(args_list)
     overrides = {s.name: getattr(args, s.name) for s in configmod.SETTINGS}
     if args.command == "show-config" and args.example:
@@ -149,6 +208,20 @@ def _show_config(
     return 0
 
 
+def _show_policy(
+    config: configmod.Config, _args: Any, _: dict[str, Any]
+) -> int:
+    from pathlib import Path
+
+    try:
+        text = Path(config.policy).read_text(encoding="utf-8")
+    except OSError as exc:
+        print(f"mailfilter: {exc}", file=sys.stderr)
+        return 2
+    sys.stdout.write(text)
+    return 0
+
+
 def _release(config: configmod.Config, args: Any, _: dict[str, Any]) -> int:
     from mailfilter.store.release import release
 
@@ -176,6 +249,7 @@ _COMMANDS = {
     "serve": _serve,
     "check-config": _check_config,
     "show-config": _show_config,
+    "show-policy": _show_policy,
     "release": _release,
     "scan": _scan,
 }

@@ -1,7 +1,8 @@
 """Service settings: each defined once, with its default, flag and comment.
 
-The table `SETTINGS` is the only place a setting exists (style.md rule 8,
-Postfix's mail_params.h). The TOML file, the command-line flags, the
+The table `SETTINGS` is the only place a setting exists
+(docs/engineering-rules.md, Rule 8; Postfix's mail_params.h does the
+same). The TOML file, the command-line flags, the
 shipped example `deploy/mailfilter.toml` and `mailfilter show-config` are
 all derived from it. Loading gives a frozen `Config`; a bad file stops
 start-up with `file: key: problem`.
@@ -64,7 +65,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "policy",
         "/etc/mailfilter/policy.toml",
-        "The policy file (start from policy/default.toml).",
+        "The policy file. When it is absent and not set, the default that "
+        "ships in the package is used (`mailfilter show-policy` prints it).",
     ),
     Setting(
         "quarantine",
@@ -158,6 +160,10 @@ SETTINGS: tuple[Setting, ...] = (
 
 _BY_NAME = {s.name: s for s in SETTINGS}
 
+# The default policy, shipped as package data (policy/default.toml in the
+# source tree is a link to it).
+BUILTIN_POLICY = Path(__file__).parent / "data" / "default-policy.toml"
+
 
 @dataclass(frozen=True, slots=True)
 class Config:
@@ -210,6 +216,14 @@ def load(path: str | None, overrides: dict[str, Any] | None = None) -> Config:
         if name in _BY_NAME and value is not None:
             values[name] = _check(source, name, value)
     values["listen"] = tuple(values["listen"])
+    # No policy installed and none named: the default that ships inside
+    # the package, so a fresh `pip install` runs. The path is shown by
+    # show-config and logged at start-up, so it is never a surprise.
+    if (
+        values["policy"] == _BY_NAME["policy"].default
+        and not Path(values["policy"]).exists()
+    ):
+        values["policy"] = str(BUILTIN_POLICY)
     _validate(source, values)
     return Config(**values, source=source)
 

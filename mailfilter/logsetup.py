@@ -2,8 +2,9 @@
 
 Loggers are `mailfilter.<concern>`. The syslog ident defaults to `amavis`
 so that mailgraph and amavis-logwatch, which select lines by program name,
-keep counting (amavis-compat.md §5.3-§5.4). aiosmtpd's own `mail.log`
-logger repeats every sender and recipient at INFO, so it is quietened.
+keep counting (docs/amavis-compat.md, "What mailgraph matches", "What
+amavis-logwatch matches"). aiosmtpd's own `mail.log` logger repeats every
+sender and recipient at INFO, so it is quietened.
 """
 
 from __future__ import annotations

@@ -3,10 +3,11 @@
 Scanners run concurrently, each under its own deadline inside one total
 budget. `decide()` (pure) gives each recipient a `Decision`; recipients
 that share one are handled together, as amavis's header clustering does
-(§1.9). The answer is given only after the outcome is durable: passed mail
-accepted by 10025, blocked mail quarantined. Anything that is not a
-verdict on the message - a scanner down, 10025 down, our own bug - ends in
-a 4xx, so Postfix keeps the mail and retries (style.md rule 1).
+(docs/amavis-compat.md, "One reply for all recipients"). The answer is given
+only after the outcome is durable: passed mail accepted by 10025, blocked mail
+quarantined. Anything that is not a verdict on the message - a scanner down,
+10025 down, our own bug - ends in a 4xx, so Postfix keeps the mail and retries
+(docs/engineering-rules.md, Rule 1).
 """
 
 from __future__ import annotations
@@ -91,7 +92,8 @@ class Pipeline:
         content = envelope.content
         dot_lines = envelope.dot_lines
         if has_bare_line_ends(content):
-            # Never emit a bare CR or LF downstream (smuggling, §3.6).
+            # Never emit a bare CR or LF downstream
+            # (docs/performance-and-reliability.md, "SMTP smuggling").
             content = normalise_line_ends(content)
             dot_lines = True  # new line starts: search again when stuffing
         results = await self._scan(ctx, content)

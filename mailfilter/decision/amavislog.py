@@ -1,4 +1,6 @@
-"""The one-line summary per message, in amavis's format (§5.2).
+"""The one-line summary per message, in amavis's format.
+
+The format is docs/amavis-compat.md, "The per-message line".
 
 mailgraph, amavis-logwatch and home-grown scripts parse these lines, so
 the shape is amavis's to the character. Every field that an attacker

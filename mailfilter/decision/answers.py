@@ -1,4 +1,6 @@
-"""The reply texts Postfix logs for each outcome (amavis-compat.md §2).
+"""The reply texts Postfix logs for each outcome.
+
+They follow docs/amavis-compat.md, "Final replies".
 
 Pure functions from outcomes to reply strings: what a blocked recipient
 gets, how a downstream reply is wrapped, what a failed reinjection says,
@@ -38,7 +40,8 @@ def blocked(decision: Decision, log_id: str) -> str:
         decision.action is Action.TEMPFAIL
         and decision.verdict is Verdict.UNCHECKED
     ):
-        # A scanner whose failure is fatal did not answer (§2.4).
+        # A scanner whose failure is fatal did not answer
+        # (docs/amavis-compat.md, "When a scanner fails").
         return replies.TEMPFAIL_INTERNAL.format(
             log_id=log_id, section="check_mail", error=safe(decision.reason)
         )
@@ -71,7 +74,10 @@ def relayed(answer: Reply, log_id: str, label: str) -> str:
 def downstream_failure(
     exc: DownstreamError | TimeoutError, log_id: str, label: str
 ) -> str:
-    """The 4xx for a reinjection that failed as a whole (§2.3)."""
+    """The 4xx for a reinjection that failed as a whole.
+
+    See docs/amavis-compat.md, "When 10025 refuses or is down".
+    """
     if isinstance(exc, TimeoutError):
         return replies.TEMPFAIL_TIMEOUT.format(
             section="forwarding", log_id=log_id

@@ -46,7 +46,8 @@ _LOVER = {
     Verdict.BAD_HEADER: "bad_header_lover",
 }
 # amavis names the failed section in "451 4.5.0 Error in processing, ...
-# <section> FAILED: <error>" (amavis-compat §2.4).
+# <section> FAILED: <error>" (docs/amavis-compat.md, "When a scanner
+# fails").
 _SECTION = {"clamav": "virus_scan", "spamassassin": "spam_scan"}
 # amavis CC_UNCHECKED minors: the highest found names the reply text.
 _UNCHECKED_KINDS = (

@@ -1,9 +1,10 @@
 """Header fields we add, and the few edits we make, all on raw bytes.
 
-The message is never re-serialised (style.md rule 6: re-folding breaks
-DKIM). New fields are prepended as bytes in amavis's order (§3); the two
-edits amavis also makes - removing forged X-Spam-* fields and tagging the
-Subject - touch only the lines concerned.
+The message is never re-serialised (docs/engineering-rules.md, Rule 6:
+re-folding breaks DKIM). New fields are prepended as bytes in amavis's order
+(docs/amavis-compat.md, "Header fields"); the two edits amavis also makes -
+removing forged X-Spam-* fields and tagging the Subject - touch only the lines
+concerned.
 """
 
 from __future__ import annotations

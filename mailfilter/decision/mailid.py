@@ -1,4 +1,7 @@
-"""Identifiers in amavis's forms (amavis-compat.md §5.1, §6).
+"""Identifiers in amavis's forms.
+
+See docs/amavis-compat.md, "The syslog frame and log ids" and
+"Quarantine and release".
 
 - log id `PPPPP-NN`: process id and a per-process message counter; the
   tag that log parsers expect in `(...)` at the start of each line;

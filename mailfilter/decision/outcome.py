@@ -59,7 +59,10 @@ def added_fields(
     virus_scanned: str,
     myhostname: str,
 ) -> bytes:
-    """Our header fields for one recipient group, in amavis's order (§3)."""
+    """Our header fields for one recipient group, in amavis's order.
+
+    The order is docs/amavis-compat.md, "Header fields".
+    """
     envelope, mail_id, spam = job.envelope, job.mail_id, job.spam
     fields: list[tuple[str, str]] = []
     if job.quarantine:

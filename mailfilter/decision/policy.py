@@ -37,7 +37,10 @@ class BannedRule:
 
 @dataclass(frozen=True, slots=True)
 class DecodingLimits:
-    """amavis $MAXLEVELS, $MAXFILES and the expansion quota (§4.4)."""
+    """amavis $MAXLEVELS, $MAXFILES and the expansion quota.
+
+    See docs/amavis-compat.md, "Decoding limits".
+    """
 
     max_depth: int
     max_files: int

@@ -102,7 +102,7 @@ class Decision:
     reason: str = ""
     # Text in parentheses after the verdict in the log line ("" for none).
     detail: str = ""
-    # Header decisions (amavis §3).
+    # Header decisions (docs/amavis-compat.md, "Header fields").
     virus_scanned: bool = True
     spam_headers: bool = False
     spam_flag: bool = False

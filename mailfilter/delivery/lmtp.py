@@ -6,12 +6,12 @@ and `X-Spam-Flag: YES` to the spam folder (`maildir.routing`), and stores
 with `maildir.deliver` in a worker thread (fsync never blocks the loop).
 After DATA it answers once per accepted recipient (RFC 2033 §4.2).
 
-Reply policy (style.md §6.8.1): storage trouble and our own bugs answer
-451 4.x.x so Postfix retries; only a permanent cause answers 5xx (over
-quota 552 5.2.2, unknown user 550 5.1.1 when auto-create is off, a
-malformed address 550 5.1.3). A missing mount (--mount-check) is 451,
-never "unknown user". The Maildir layer itself is `maildir`; TLS, auth and
-queueing are Postfix's.
+Reply policy (docs/engineering-rules.md, Rule 1): storage trouble and our own
+bugs answer 451 4.x.x so Postfix retries; only a permanent cause answers 5xx
+(over quota 552 5.2.2, unknown user 550 5.1.1 when auto-create is off, a
+malformed address 550 5.1.3). A missing mount (--mount-check) is 451, never
+"unknown user". The Maildir layer itself is `maildir`; TLS, auth and queueing
+are Postfix's.
 """
 
 from __future__ import annotations

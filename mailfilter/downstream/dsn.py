@@ -2,9 +2,10 @@
 
 With SMTP input there is one reply per message, so when 10025 refuses some
 recipients with 5xx and takes the others, Postfix cannot be told which
-failed. amavis then sends the bounce itself (§1.9 rule 4); so do we, so a
-refused recipient is reported, never silently lost. The null sender never
-gets one (RFC 3464 §2, no loops), and NOTIFY=NEVER is honoured.
+failed. amavis then sends the bounce itself (docs/amavis-compat.md, "One reply
+for all recipients" rule 4); so do we, so a refused recipient is reported,
+never silently lost. The null sender never gets one (RFC 3464 §2, no loops),
+and NOTIFY=NEVER is honoured.
 """
 
 from __future__ import annotations

@@ -10,9 +10,9 @@ connection across messages, as amavis does.
 
 Contract: `Downstream.deliver()` either returns one final `Reply` per
 recipient, or raises `DownstreamError` whose `section` says where it
-failed; the caller turns that into a 4xx (style.md rule 1). After a 4xx
-on any RCPT with SMTP input, nothing is sent, so Postfix's retry can never
-make a duplicate (amavis Out/SMTP.pm:505-513).
+failed; the caller turns that into a 4xx (docs/engineering-rules.md, Rule 1).
+After a 4xx on any RCPT with SMTP input, nothing is sent, so Postfix's retry
+can never make a duplicate (amavis Out/SMTP.pm:505-513).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 A layer is down through node failures with probability F_d = c·(1-a)^k and
 during failovers with F_f = n·MTFO/MTBF (active/passive) or MTFO/MTBF
 (all-active); its availability is D = 1 - (F_d + F_f), and the cluster's
-is the product over its layers (seed.md, "The availability model").
+is the product over its layers (docs/seed.md, "The availability model").
 
 With the seed's inputs (mailfilter/data/seed-cluster.toml) the formulas as
 written give 99.9960807 %, the seed's 99.99608 %. Its "about 20 min 36 s a

@@ -2,8 +2,9 @@
 
 Pure parsing (`recipe()`) is apart from running postconf (`read()`), so
 the rules are unit-tested on text. The chain of concurrency follows
-FILTER_README and style.md §6.6: the feeding transport's maxproc must not
-exceed what we accept, and the 10025 listener must take at least as many.
+FILTER_README and docs/engineering-rules.md, "The concurrency chain": the
+feeding transport's maxproc must not exceed what we accept, and the 10025
+listener must take at least as many.
 """
 
 from __future__ import annotations

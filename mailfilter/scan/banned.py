@@ -5,15 +5,15 @@ one, at any depth) has a path of nodes from the top of the message; each
 node gives keys (declared MIME type, dotted content types, names). The
 ordered rules of `policy.banned` are tried one by one against all keys of
 the path, and the first rule that matches decides: banned, or allowed if
-it is an exception (amavis Lookup/RE, amavis-compat §4.3). A banned leaf
-is reported in amavis %F form, e.g.
+it is an exception (amavis Lookup/RE; docs/amavis-compat.md, "How a part is
+judged"). A banned leaf is reported in amavis %F form, e.g.
 "application/octet-stream,.exe,.exe-ms,invoice.exe".
 
 Content the walk cannot check becomes `unchecked`: "encrypted",
 "over limits: <amavis hold reason>", "ambiguous content",
 "not decoded: <why>", or "unparseable: <exception>" if our own code
 fails on these bytes, so a poison message gets a verdict instead of a
-retry loop (style.md §6.8 rule 2). What the verdicts mean for each
+retry loop (docs/engineering-rules.md, Rule 2). What the verdicts mean for each
 recipient is `decide`'s job.
 """
 
@@ -143,7 +143,8 @@ class BannedScanner:
                 found = await asyncio.to_thread(check, content, self._policy)
         except Exception as exc:
             # A bug of ours triggered by these bytes: retrying would loop,
-            # so the message gets a verdict (style.md §6.8 rule 2).
+            # so the message gets a verdict (docs/engineering-rules.md,
+            # Rule 2).
             found = Findings(unchecked=[f"unparseable: {type(exc).__name__}"])
         return ScanResult(
             scanner=self.name,

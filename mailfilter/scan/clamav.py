@@ -3,10 +3,10 @@
 python-clamd is blocking, so every call runs in a bounded thread pool: the
 event loop never waits on clamd, and at most `workers` scans are in clamd
 at once (size it to clamd's MaxThreads). Its known traps are handled
-(perf-reliability.md §4.3): no default timeout (we pass one), an `ERROR`
-status or a connection reset at the INSTREAM size limit would look clean
-to a caller that only checks for FOUND - here anything but OK or FOUND is
-a scanner failure, never a clean verdict.
+(docs/performance-and-reliability.md, "python-clamd"): no default timeout (we
+pass one), an `ERROR` status or a connection reset at the INSTREAM size limit
+would look clean to a caller that only checks for FOUND - here anything but OK
+or FOUND is a scanner failure, never a clean verdict.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Content types of decoded parts as amavis-style dotted short types.
 
 amavis runs file(1)/libmagic on every part and maps the description to
-short types such as `.exe`/`.exe-ms` (amavis-compat §4.3), so rules can
-ban a PE file whatever its name says. We do the same, in two steps:
+short types such as `.exe`/`.exe-ms` (docs/amavis-compat.md, "How a part is
+judged"), so rules can ban a PE file whatever its name says. We do the same, in
+two steps:
 
 1. a table of signatures for executables, launchers, archives and the
    common document and image formats. It decides the types that matter

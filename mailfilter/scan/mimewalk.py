@@ -10,13 +10,14 @@ bytes), and never raises except `OverLimits`. It reads only what the
 banned check needs: each part's Content-Type, Content-Disposition and
 Content-Transfer-Encoding, and the decoded payload of leaves.
 
-Parser differentials (perf-reliability §3.7) are answered the way amavis
-and draft-chen-email-mime-ambiguity-defense suggest: conflicting
-Content-Type, boundary= or Content-Transfer-Encoding values mark the
-message "ambiguous content" (amavis CVE-2024-28054), and a multipart with
-several boundaries is split with each of them, so a part any client
-could see is checked ("scan the union"). Content types of leaves and
-the rules are left to `filetype` and `scanners.banned`.
+Parser differentials (docs/performance-and-reliability.md, "Parser
+differentials and MIME attacks") are answered the way amavis and
+draft-chen-email-mime-ambiguity-defense suggest: conflicting Content-Type,
+boundary= or Content-Transfer-Encoding values mark the message "ambiguous
+content" (amavis CVE-2024-28054), and a multipart with several boundaries is
+split with each of them, so a part any client could see is checked ("scan the
+union"). Content types of leaves and the rules are left to `filetype` and
+`scanners.banned`.
 """
 
 from __future__ import annotations
@@ -50,7 +51,10 @@ class Node:
     encrypted: bool = False
 
     def rule_keys(self) -> tuple[str, ...]:
-        """amavis keys: declared type, content types, names (§4.3)."""
+        """amavis keys: declared type, content types, names.
+
+        See docs/amavis-compat.md, "How a part is judged".
+        """
         keys: tuple[str, ...] = (self.mime_type,) if self.mime_type else ()
         keys += self.types + self.names
         return (*keys, "UNDECIPHERABLE") if self.encrypted else keys

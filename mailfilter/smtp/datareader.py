@@ -1,10 +1,10 @@
 """Read one DATA section from an asyncio stream, fast and safely.
 
 aiosmtpd reads DATA line by line in Python (about 1 s per 20 MB, and a
-stalled loop meanwhile, perf-reliability.md §4.1). This reads chunks,
-finds the end with `bytes.find` and unstuffs with `bytes.replace`, so a
-20 MB message costs milliseconds. Only CRLF.CRLF ends the data: a bare
-LF.LF does not (SMTP smuggling, CVE-2023-51764).
+stalled loop meanwhile; docs/performance-and-reliability.md, "Per-line Python
+loops"). This reads chunks, finds the end with `bytes.find` and unstuffs with
+`bytes.replace`, so a 20 MB message costs milliseconds. Only CRLF.CRLF ends the
+data: a bare LF.LF does not (SMTP smuggling, CVE-2023-51764).
 """
 
 from __future__ import annotations

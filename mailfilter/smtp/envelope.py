@@ -2,7 +2,8 @@
 
 Frozen once DATA ends, so the pipeline, the policy and the logger all see
 the same facts. The null sender is the empty string here (aiosmtpd keeps
-it as "<>", style.md §1.4); `sender_display` gives the log form.
+it as "<>"; docs/engineering-rules.md, "Library traps"); `sender_display`
+gives the log form.
 """
 
 from __future__ import annotations

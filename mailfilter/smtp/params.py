@@ -1,4 +1,7 @@
-"""Parse MAIL FROM and RCPT TO parameters the way amavis does (§1.5, §1.6).
+"""Parse MAIL FROM and RCPT TO parameters the way amavis does.
+
+See docs/amavis-compat.md, "MAIL FROM parameters" and "RCPT TO
+parameters".
 
 Pure functions: they return the parsed value or the reply to send, so the
 SMTP glue stays thin and the rules are unit-tested without sockets.
@@ -14,7 +17,9 @@ from mailfilter.smtp.envelope import MailParams, Recipient
 _SIZE = re.compile(r"[0-9]{1,20}")
 _NOTIFY_WORDS = frozenset({"NEVER", "SUCCESS", "FAILURE", "DELAY"})
 # Envelope addresses must never carry bytes that could end a command line
-# downstream (aiosmtplib PYSEC-2026-2338; style.md rule 6).
+# downstream (aiosmtplib PYSEC-2026-2338, see
+# docs/performance-and-reliability.md, "aiosmtplib";
+# docs/engineering-rules.md, Rule 6).
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
 
 

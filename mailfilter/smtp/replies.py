@@ -1,8 +1,10 @@
-"""Every SMTP reply mailfilter sends, as named constants (style.md rule 3).
+"""Every SMTP reply mailfilter sends, as named constants.
 
-Texts follow amavis 2.13 (amavis-compat.md §1.2, §2) so that Postfix logs
-and the tools that read them see what they saw before. Replies that carry
-data are templates with `str.format` fields.
+See docs/engineering-rules.md, Rule 3.
+
+Texts follow amavis 2.13 (docs/amavis-compat.md, "Fixed replies", "Final
+replies") so that Postfix logs and the tools that read them see what they saw
+before. Replies that carry data are templates with `str.format` fields.
 """
 
 from __future__ import annotations
@@ -58,16 +60,17 @@ LINE_TOO_LONG: Final = "500 5.5.2 Error: line too long"
 SHUTTING_DOWN: Final = "421 4.3.2 Service shutting down, closing channel"
 TIMEOUT: Final = "421 4.4.2 {helo} Error: timeout exceeded"
 
-# Final replies after DATA (amavis-compat.md §2).
+# Final replies after DATA (docs/amavis-compat.md, "Final replies").
 # Passed mail: the downstream reply, verbatim, behind amavis's prefix.
 RELAYED: Final = "{code} {enh} from MTA({proto}:[{host}]:{port}): {reply}"
 DISCARDED: Final = "250 2.7.0 Ok, discarded, id={log_id} - {reason}"
 REJECTED: Final = "554 5.7.0 Reject, id={log_id} - {reason}"
 TEMPFAILED: Final = "450 4.7.0 Temporary failure, id={log_id} - {reason}"
-# Mixed outcomes (some recipients passed, some not); amavis §1.9 rule 4.
+# Mixed outcomes (some recipients passed, some not); docs/amavis-compat.md,
+# "One reply for all recipients" rule 4.
 MIXED_SUFFIX: Final = ", but {count} {what}"
 # Infrastructure failures: never a verdict on the message, always 4xx so
-# Postfix keeps the mail (style.md rule 1).
+# Postfix keeps the mail (docs/engineering-rules.md, Rule 1).
 TEMPFAIL_INTERNAL: Final = (
     "451 4.5.0 Error in processing, id={log_id}, {section} FAILED: {error}"
 )

@@ -1,11 +1,12 @@
 """The SMTP/LMTP side that Postfix talks to: aiosmtpd glue, SMTP only.
 
-`FilterSMTP` speaks amavis's dialect (amavis-compat.md §1): its greeting,
-EHLO list (PIPELINING, ENHANCEDSTATUSCODES, 8BITMIME, SMTPUTF8, DSN,
-XFORWARD), MAIL/RCPT parameters and reply texts. What happens to a message
-is the pipeline's business; this module only builds the `Envelope`.
+`FilterSMTP` speaks amavis's dialect (docs/amavis-compat.md, "The SMTP and LMTP
+server"): its greeting, EHLO list (PIPELINING, ENHANCEDSTATUSCODES, 8BITMIME,
+SMTPUTF8, DSN, XFORWARD), MAIL/RCPT parameters and reply texts. What happens to
+a message is the pipeline's business; this module only builds the `Envelope`.
 
-aiosmtpd traps handled here (perf-reliability.md §4.1):
+aiosmtpd traps handled here (docs/performance-and-reliability.md,
+"aiosmtpd"):
 - DATA is read in large chunks, not line by line (`datareader`): a 20 MB
   message costs milliseconds, not a stalled loop;
 - a handler exception becomes 451, never aiosmtpd's default 500;
@@ -102,7 +103,10 @@ class FilterSMTP(BatchedReplies):
     # -- greeting and session commands -------------------------------------
 
     async def smtp_EHLO(self, hostname: str | None) -> None:
-        """EHLO: amavis's keyword list, in its order (§1.3)."""
+        """EHLO: amavis's keyword list, in its order.
+
+        See docs/amavis-compat.md, "EHLO keywords".
+        """
         await self._hello(hostname, "EHLO")
 
     async def smtp_LHLO(self, hostname: str | None) -> None:
@@ -309,7 +313,10 @@ class FilterSMTP(BatchedReplies):
         )
 
     async def handle_exception(self, error: Exception) -> str:
-        """Our own bug must never reach Postfix as 5xx (style.md rule 1)."""
+        """Our own bug must never reach Postfix as 5xx.
+
+        See docs/engineering-rules.md, Rule 1.
+        """
         log.error("(!!)TROUBLE in SMTP session: %s", error)
         return replies.TEMPFAIL_INTERNAL.format(
             log_id="-", section="smtp", error=type(error).__name__

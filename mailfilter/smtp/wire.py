@@ -1,6 +1,7 @@
 """Byte-level SMTP DATA transformations, at C speed (bytes methods only).
 
-Per-line Python loops cost ~1 s per 20 MB (perf-reliability.md §1.9); these
+Per-line Python loops cost ~1 s per 20 MB
+(docs/performance-and-reliability.md, "Per-line Python loops"); these
 functions touch each byte in C, so a 20 MB message takes milliseconds.
 """
 

@@ -4,8 +4,9 @@ Written with the project's own `maildir` library (fsync, tmp then new), so
 an admin reads the quarantine with Dovecot or mutt, and the copy is on disk
 before we answer Postfix: if it cannot be written, the message tempfails
 instead of being discarded (never lose mail). The envelope travels in
-X-Envelope-* fields, as amavis writes them (§6), so `release` can reinject
-the message to its original recipients.
+X-Envelope-* fields, as amavis writes them (docs/amavis-compat.md, "Quarantine
+and release"), so `release` can reinject the message to its original
+recipients.
 """
 
 from __future__ import annotations

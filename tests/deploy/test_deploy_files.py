@@ -5,7 +5,8 @@ to its real checker: keepalived --config-test, systemd-analyze verify,
 haproxy -c, postconf -c, clamconf -c. A test is skipped with the reason
 when its tool is not installed. ldirectord.cf and the sysctl file have no
 checker installed here, so a small parser checks what the daemons need.
-Cross-file rules (the concurrency chain of style.md §6.6) are checked too.
+Cross-file rules (docs/engineering-rules.md, "The concurrency chain") are
+checked too.
 """
 
 from __future__ import annotations

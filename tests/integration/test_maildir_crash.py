@@ -1,4 +1,6 @@
-"""SIGKILL at every step of a delivery, and the syscall order (§6.2.5-6).
+"""SIGKILL at every step of a delivery, and the syscall order.
+
+Covers docs/maildir-on-shared-storage.md, "How it is tested" #5-6.
 
 The child installs `maildir.delivery.step_hook`, a test-only hook called
 after each step, which SIGKILLs the process at the chosen step: a real

@@ -1,4 +1,6 @@
-"""Dovecot reads what maildir.deliver writes, while deliveries go on (§6.2.15).
+"""Dovecot reads what maildir.deliver writes, while deliveries go on.
+
+Covers docs/maildir-on-shared-storage.md, "How it is tested" #15.
 
 A private Dovecot (own config, no system files, free loopback port) serves
 the Maildir under test; four delivering processes run as the mail user

@@ -1,4 +1,6 @@
-"""Four simulated hosts delivering into one Maildir at once (§6.2.1-2).
+"""Four simulated hosts delivering into one Maildir at once.
+
+Covers docs/maildir-on-shared-storage.md, "How it is tested" #1-2.
 
 Each "host" is `unshare --uts --pid --fork`: its own hostname and its own
 PID namespace, so PIDs repeat across hosts like on real servers. Variant

@@ -1,4 +1,6 @@
-"""Disk full, inode exhaustion and a missing mount on a real tmpfs (§6.2.7, 14).
+"""Disk full, inode exhaustion and a missing mount on a real tmpfs.
+
+Covers docs/maildir-on-shared-storage.md, "How it is tested" #7, #14.
 
 Needs root (or CAP_SYS_ADMIN) to mount a small tmpfs in a temp dir; the
 tests skip with the reason when the mount is refused. Every failure must be

@@ -92,13 +92,19 @@ def test_virus_in_zip_is_discarded_and_quarantined(scanned):
 
 
 def test_gtube_is_spam(scanned):
-    """GTUBE scores above kill level: discarded with amavis's `- spam` reply."""
-    pf, mf, _ = scanned
+    """GTUBE scores above kill level: with the default (Debian) policy it is
+    delivered flagged and tagged for Junk, and a copy is quarantined."""
+    pf, mf, quarantine = scanned
     send(pf.port, msg("spam", gtube().encode()))
     wait_log(
-        mf, r"\) Blocked SPAM \{DiscardedInbound,Quarantined\}.*Hits: \d{3}"
+        mf,
+        r"\) Passed SPAM \{RelayedTaggedInbound,Quarantined\}.*Hits: \d{3}",
     )
-    assert re.search(r"250 2\.7\.0 Ok, discarded, id=\S+ - spam\)", pf.log())
+    (path,) = pf.wait_delivered(1)
+    data = path.read_bytes()
+    assert b"X-Spam-Flag: YES" in data
+    assert b"Subject: ***SPAM*** spam" in data
+    assert len(list((quarantine / "spam" / "new").iterdir())) == 1
 
 
 def test_banned_double_extension(scanned):
@@ -126,8 +132,11 @@ def test_clean_mail_gets_headers_and_passes(scanned):
 def test_release_reinjects_quarantined_message(scanned):
     """`mailfilter release MAIL_ID` delivers the quarantined copy via 10025."""
     pf, mf, quarantine = scanned
-    send(pf.port, msg("spam", gtube().encode()))
-    line = wait_log(mf, r"Blocked SPAM")
+    send(
+        pf.port,
+        msg("banned", b"invoice", ("invoice.pdf.exe", corpus.pe_exe())),
+    )
+    line = wait_log(mf, r"Blocked BANNED")
     mail_id = re.search(r"mail_id: (\S+),", line).group(1)
     done = subprocess.run(
         [
@@ -150,7 +159,7 @@ def test_release_reinjects_quarantined_message(scanned):
     )
     assert 0 == done.returncode, done.stderr
     (path,) = pf.wait_delivered(1)
-    assert gtube().encode() in path.read_bytes()
+    assert b"invoice.pdf.exe" in path.read_bytes()
 
 
 def test_clamd_down_tempfails_and_spamd_down_passes(tmp_path, spamd):

@@ -1,9 +1,10 @@
 """Start and stop the real scanners (clamd, spamd) in temporary directories.
 
 Each daemon gets its own config, socket and free loopback port, so tests
-never rely on or disturb a system daemon (perf-reliability.md §5.4). clamd
-gets a one-line signature database written here, because freshclam has no
-network: signature names then end in `.UNOFFICIAL`.
+never rely on or disturb a system daemon (docs/performance-and-reliability.md,
+"The test and CI environment"). clamd gets a one-line signature database
+written here, because freshclam has no network: signature names then end in
+`.UNOFFICIAL`.
 """
 
 from __future__ import annotations

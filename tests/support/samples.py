@@ -1,7 +1,7 @@
 """Test strings that must never appear whole in the repository.
 
 EICAR and GTUBE are assembled from two halves at run time, so no scanner
-ever flags the checkout itself (style.md §6.7).
+ever flags the checkout itself (docs/engineering-rules.md, "Tests").
 """
 
 from __future__ import annotations

@@ -76,7 +76,10 @@ def test_bad_files_name_file_and_key(tmp_path, text, message):
 
 
 def test_no_module_imports_the_data_folders():
-    """policy/ and deploy/ are data: no code imports them (style.md 6.4)."""
+    """policy/ and deploy/ are data: no code imports them.
+
+    See docs/engineering-rules.md, "Policy is data".
+    """
     for package in ("mailfilter", "maildir"):
         for path in (REPO / package).rglob("*.py"):
             tree = ast.parse(path.read_text())

@@ -178,8 +178,9 @@ async def test_concurrent_connections_are_independent(stack):
 async def test_no_nagle_delay_on_either_side(stack):
     """TCP_NODELAY is on for Postfix's connection and for the 10025 one.
 
-    amavisd-new loses ~40 ms per message to Nagle's algorithm with a
-    pipelining client (perf-reliability.md); small replies must go out at once.
+    With Nagle's algorithm a small reply can wait up to ~40 ms for a
+    delayed ACK (docs/performance-and-reliability.md, "Published
+    figures"); small replies must go out at once.
     """
     import socket
 

@@ -1,7 +1,7 @@
 """amavis log lines, added header fields and the one-reply rule, against golden files.
 
 Regenerate the expected files deliberately with REGENERATE_GOLDEN=1 and
-review the diff (style.md rule 10).
+review the diff (docs/engineering-rules.md, Rule 10).
 """
 
 from __future__ import annotations
@@ -47,7 +47,10 @@ def test_attacker_text_cannot_break_the_line():
 
 
 def test_mailgraph_patterns_classify_our_lines():
-    """mailgraph's own regexes (amavis-compat.md §5.3) count spam and virus lines."""
+    """mailgraph's own regexes count spam and virus lines.
+
+    See docs/amavis-compat.md, "What mailgraph matches".
+    """
     import re
 
     spam = re.compile(r"^\([\w-]+\) (Passed|Blocked) SPAM(?:MY)?\b")

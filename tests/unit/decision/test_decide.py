@@ -46,11 +46,39 @@ unchecked_lover = true
 EXE = "application/octet-stream,.exe,.exe-ms,invoice.exe"
 
 
+# The table runs on the default policy with spam discarded (the seed's
+# choice), so that the lover and level overrides change an outcome.
+SPAM_PASS = "[destiny.SPAM]\n"
+SPAM_DISCARD_RULE = ('action = "pass"', 'action = "discard"')
+
+
+def _spam_discarded(text):
+    head, sep, tail = text.partition(SPAM_PASS)
+    assert sep, "the default policy has a [destiny.SPAM] table"
+    return head + sep + tail.replace(*SPAM_DISCARD_RULE, 1)
+
+
 @pytest.fixture(scope="module")
 def policy(tmp_path_factory):
     path = tmp_path_factory.mktemp("p") / "policy.toml"
-    path.write_text(DEFAULT.read_text() + OVERRIDES)
+    path.write_text(_spam_discarded(DEFAULT.read_text()) + OVERRIDES)
     return load_policy(path)
+
+
+def test_default_policy_delivers_spam_tagged_like_debian():
+    """Debian's amavis passes spam (D_PASS), flagged, tagged, quarantined.
+
+    A false positive must never be lost by the shipped policy; the seed's
+    discard lives in policy/seed.toml.
+    """
+    decision = decide([clam(), sa(9.0), ban()], load_policy(DEFAULT), "u@x")
+    assert decision.verdict is Verdict.SPAM
+    assert decision.action is Action.PASS
+    assert decision.spam_flag
+    assert decision.subject_tag == "***SPAM*** "
+    assert decision.quarantine
+    seed = load_policy(DEFAULT.parent / "seed.toml")
+    assert decide([clam(), sa(9.0), ban()], seed, "u@x").action is Action.DISCARD
 
 
 def clam(*viruses, ok=True, error=""):
