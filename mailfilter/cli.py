@@ -223,11 +223,17 @@ def _show_policy(
 
 
 def _release(config: configmod.Config, args: Any, _: dict[str, Any]) -> int:
+    from mailfilter import logsetup
     from mailfilter.store.release import release
 
     if not args.argument:
         print("mailfilter: release needs a MAIL_ID", file=sys.stderr)
         return 2
+    # The release line goes where the service's lines go (same ident), so
+    # log parsers and admins see releases next to the blocks they undo.
+    logsetup.setup(
+        to=config.log_to, ident=config.log_ident, level=config.log_level
+    )
     return asyncio.run(release(config, args.argument, args.to))
 
 
