@@ -4,9 +4,12 @@
   ones stay (a typo must not stop mail). Open connections are not touched:
   each message uses the context it started with.
 - SIGTERM stops accepting, lets in-flight messages finish within
-  `shutdown_timeout`, and then closes what is left; Postfix retries those
-  (aiosmtpd's own stop() cancels everything at once; see
-  docs/performance-and-reliability.md, "aiosmtpd").
+  `shutdown_timeout` (those whose client has gone too), and then closes
+  what is left; Postfix retries those (aiosmtpd's own stop() cancels
+  everything at once; see docs/performance-and-reliability.md, "aiosmtpd").
+- `max_connections` bounds connections and, separately, messages in
+  progress (`smtp.slots`): a message keeps its slot until its processing
+  ends, even when its client went away after the final dot.
 """
 
 from __future__ import annotations
@@ -28,14 +31,18 @@ from mailfilter.ops import metrics as metricsmod
 from mailfilter.pipeline import Context, Pipeline
 from mailfilter.smtp import replies
 from mailfilter.smtp.server import FilterSMTP
+from mailfilter.smtp.slots import ProcessingSlots
 from mailfilter.store.quarantine import Quarantine
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
     from mailfilter.addresses import Endpoint
     from mailfilter.config import Config
     from mailfilter.decision.policy import Policy
     from mailfilter.ops.metrics import MetricsSink
     from mailfilter.scan import Scanner
+    from mailfilter.smtp.envelope import Envelope
 
 log = logging.getLogger("mailfilter.app")
 
@@ -132,23 +139,9 @@ class Service:
         self._servers: list[asyncio.Server] = []
         self._sessions: set[_Session] = set()
         self._stopping = asyncio.Event()
-        # Set while no message is being processed (for the drain).
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._busy = 0
+        self.slots = ProcessingSlots(lambda: self.config.max_connections)
         # Contexts replaced by SIGHUP, closed once their messages are done.
         self._retiring: dict[asyncio.Task[None], Context] = {}
-
-    def message_started(self) -> None:
-        """A session began processing a message."""
-        self._busy += 1
-        self._idle.clear()
-
-    def message_done(self) -> None:
-        """A session finished processing a message."""
-        self._busy -= 1
-        if self._busy == 0:
-            self._idle.set()
 
     async def start(self) -> list[tuple[str, int]]:
         """Bind every listener; returns the bound addresses."""
@@ -249,10 +242,11 @@ class Service:
             server.close()
         try:
             async with asyncio.timeout(self.config.shutdown_timeout):
-                await self._idle.wait()
+                await self.slots.idle.wait()
         except TimeoutError:
             log.warning(
-                "(!)shutdown: %d messages still in flight get 421", self._busy
+                "(!)shutdown: %d messages still in flight get 421",
+                self.slots.busy,
             )
         for session in list(self._sessions):
             session.say_goodbye()
@@ -271,6 +265,9 @@ class _Session(FilterSMTP):
     def __init__(self, service: Service, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._service = service
+        self._holders = 0
+        self._uncounted = self._process
+        self._process = self._counted
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Past max_connections: 421 and close (Postfix retries)."""
@@ -297,12 +294,41 @@ class _Session(FilterSMTP):
         super().connection_lost(error)
 
     async def smtp_DATA(self, arg: str | None) -> None:
-        """Count the message as in flight while it is processed."""
-        self._service.message_started()
+        """Hold a processing slot from DATA until processing ends.
+
+        Two holders share the slot: this command (until the reply is
+        sent, or the client is gone) and the processing task (until the
+        message is done, even when nobody waits for it any more). It is
+        given back when both have let go, so the drain on SIGTERM waits
+        for orphaned processing, and never cuts a reply about to be sent.
+        """
+        # Waiting for a slot is not idleness.
+        self._reset_timeout(self._busy_timeout)
+        if not await self._service.slots.admit():
+            await self._reply(replies.BUSY)
+            return
+        self._holders = 1
         try:
             await super().smtp_DATA(arg)
         finally:
-            self._service.message_done()
+            self._let_go()
+
+    def _counted(self, envelope: Envelope) -> Awaitable[list[str]]:
+        # Called synchronously as the processing task is created: the
+        # task holds the slot from then on, with no await in between.
+        self._holders += 1
+        return self._process_then_let_go(envelope)
+
+    async def _process_then_let_go(self, envelope: Envelope) -> list[str]:
+        try:
+            return await self._uncounted(envelope)
+        finally:
+            self._let_go()
+
+    def _let_go(self) -> None:
+        self._holders -= 1
+        if self._holders == 0:
+            self._service.slots.release()
 
     def say_goodbye(self) -> None:
         """421 and close (shutdown)."""

@@ -103,8 +103,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "max_connections",
         20,
-        "Concurrent SMTP sessions accepted; more get 421 4.3.2. Size the "
-        "chain: Postfix maxproc <= this <= clamd MaxThreads, spamd children.",
+        "Concurrent SMTP sessions accepted (more get 421 4.3.2), and messages "
+        "in progress, counting those whose client has gone: a DATA beyond "
+        "it waits for a slot, then gets 451 4.3.2. Size the chain: Postfix "
+        "maxproc <= this <= clamd MaxThreads, spamd children.",
     ),
     Setting(
         "max_recipients",

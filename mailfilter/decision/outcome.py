@@ -43,6 +43,11 @@ class Outcome:
     """Final reply per recipient and what the log line says."""
 
     replies: dict[int, str] = field(default_factory=dict)
+    # Recipients whose copy 10025 took (2xx after DATA), and those whose
+    # reinjection failed temporarily: with SMTP input a 4xx is safe only
+    # while `delivered` is empty.
+    delivered: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
     passed: list[tuple[Decision, list[int], list[str]]] = field(
         default_factory=list
     )
