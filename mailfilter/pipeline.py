@@ -15,9 +15,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from mailfilter.auth import bank as authbank
+from mailfilter.auth import step as authstep
 from mailfilter.decision import amavislog, answers, headers, mailid
 from mailfilter.decision.decide import decide
 from mailfilter.decision.outcome import Job, Outcome, added_fields, log_outcome
@@ -58,6 +60,10 @@ class Context:
     virus_scanned: str
     scan_timeout: float
     forward_timeout: float
+    # Policy banks (mailfilter/auth/bank.py): this context's bank, and the
+    # contexts of the other banks by listener address.
+    bank: authbank.Bank = field(default_factory=lambda: authbank.Bank("-"))
+    banks: dict[tuple[str, int], Context] = field(default_factory=dict)
 
 
 class Pipeline:
@@ -70,6 +76,7 @@ class Pipeline:
         """Never raises: our own failure is a tempfail, logged."""
         log_id = mailid.log_id()
         ctx = self.context  # one snapshot per message, even across SIGHUP
+        ctx = ctx.banks.get(envelope.local_addr, ctx)
         with ctx.metrics.in_flight():
             try:
                 return await self._process(ctx, envelope, log_id)
@@ -96,9 +103,18 @@ class Pipeline:
             # (docs/performance-and-reliability.md, "SMTP smuggling").
             content = normalise_line_ends(content)
             dot_lines = True  # new line starts: search again when stuffing
+        verified = await authstep.verify(ctx.bank, envelope, content, log_id)
+        if verified is not None:
+            content = verified.content  # forged Authentication-Results gone
         results = await self._scan(ctx, content)
         decisions = [
-            decide(results, ctx.policy, r.address) for r in envelope.recipients
+            authbank.for_recipient(
+                ctx.bank,
+                decide(results, ctx.policy, r.address),
+                verified.results if verified else None,
+                r.address,
+            )
+            for r in envelope.recipients
         ]
         groups: dict[Decision, list[int]] = {}
         for index, decision in enumerate(decisions):
@@ -107,7 +123,8 @@ class Pipeline:
         outcome = Outcome()
         spam = next((r.spam for r in results if r.spam is not None), None)
         job = Job(
-            envelope, content, log_id, mail_id, quarantine, spam, dot_lines
+            envelope, content, log_id, mail_id, quarantine, spam, dot_lines,
+            verified.field if verified else b"",
         )
         for decision, indexes in groups.items():
             await self._act(ctx, job, decision, indexes, outcome)
@@ -248,6 +265,10 @@ class Pipeline:
             # checked for this recipient, not only when we add our own.
             strip_spam=decision.tag_level is not None,
             subject_tag=decision.subject_tag,
+        )
+        # Signed last, over exactly the bytes reinjected.
+        prefix = await authstep.signed(
+            ctx.bank, job.auth_field + prefix, body, log_id
         )
         began = time.monotonic()
         try:

@@ -9,7 +9,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.ports import wait_port
+from tests.support.ports import free_port, wait_port
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -52,6 +52,8 @@ def start_filter(
     spamd: str = "off",
     policy: Path | None = None,
     extra: list[str] | None = None,
+    originating_port: int | None = None,
+    verify: bool = False,
 ) -> FilterProcess:
     """Start `python -m mailfilter` with stderr logging into workdir."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -76,6 +78,12 @@ def start_filter(
         "filter.test.invalid",
         "--log-to",
         "stderr",
+        # Never the default 10026 (tests run side by side), and mail
+        # authentication only where a test asks for it.
+        "--listen-originating",
+        f"127.0.0.1:{originating_port or free_port()}",
+        "--inbound-verify",
+        "yes" if verify else "no",
         *(extra or []),
     ]
     env = dict(os.environ, PYTHONPATH=str(REPO))

@@ -1,0 +1,98 @@
+"""DKIM verification of every signature on a message (dkimpy).
+
+Each signature gets its own result (RFC 8601 §2.7.1): pass; fail (the
+signature does not verify, or its key record is malformed); permerror
+(broken signature, no key published); temperror (the key could not be
+looked up). dkimpy's verification is CPU only here: keys come from a
+`KeyTable` filled beforehand.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import dkim
+
+from mailfilter.auth.keys import KeyTable, key_name
+
+# dkimpy logs every failed signature at ERROR; those are the sender's
+# problem, reported in Authentication-Results, not ours.
+_QUIET = logging.getLogger("mailfilter.auth.dkimpy")
+_QUIET.setLevel(logging.CRITICAL)
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    """One DKIM-Signature field's result and the facts RFC 8601 shows."""
+
+    result: str
+    domain: str
+    selector: str
+    algorithm: str
+    b: str  # the first characters of b=, to tell signatures apart
+
+    @property
+    def key_name(self) -> str:
+        """Where the public key lives."""
+        return f"{self.selector}._domainkey.{self.domain}"
+
+
+def signature_keys(message: bytes) -> list[str]:
+    """Key names the DKIM-Signature fields of `message` need."""
+    names = []
+    for name, value in _signature_fields(message):
+        if name.lower() == b"dkim-signature":
+            key = key_name(value)
+            if key is not None:
+                names.append(key)
+    return names
+
+
+def verify_all(message: bytes, keys: KeyTable) -> list[Signature]:
+    """A result for each DKIM-Signature field, top one first."""
+    checker = dkim.DKIM(message, logger=_QUIET, minkey=1024)
+    fields = [v for n, v in checker.headers if n.lower() == b"dkim-signature"]
+    results = []
+    for index, value in enumerate(fields):
+        tags = _tags(value)
+        facts = Signature(
+            "permerror",
+            tags.get("d", "").lower(),
+            tags.get("s", ""),
+            tags.get("a", ""),
+            tags.get("b", "")[:8],
+        )
+        state = keys.state(key_name(value))
+        if state != "found" or not facts.domain:
+            # No key published: permerror; not reachable: temperror.
+            result = "temperror" if state == "temperror" else "permerror"
+        else:
+            try:
+                ok = checker.verify(index, dnsfunc=keys.dnsfunc)
+            except dkim.DKIMException:
+                result = "permerror"
+            else:
+                result = "pass" if ok else "fail"
+        results.append(
+            Signature(
+                result, facts.domain, facts.selector, facts.algorithm, facts.b
+            )
+        )
+    return results
+
+
+def _signature_fields(message: bytes) -> list[tuple[bytes, bytes]]:
+    headers, _ = dkim.rfc822_parse(message)
+    return [(bytes(n), bytes(v)) for n, v in headers]
+
+
+def _tags(value: bytes) -> dict[str, str]:
+    try:
+        parsed = dkim.util.parse_tag_value(value)
+    except dkim.util.InvalidTagValueList:
+        return {}
+    return {
+        k.decode("ascii", "replace").lower(): v.decode("ascii", "replace")
+        for k, v in parsed.items()
+    }
