@@ -1,10 +1,10 @@
 """DKIM verification of every signature on a message (dkimpy).
 
 Each signature gets its own result (RFC 8601 §2.7.1): pass; fail (the
-signature does not verify, or its key record is malformed); permerror
-(broken signature, no key published); temperror (the key could not be
-looked up). dkimpy's verification is CPU only here: keys come from a
-`KeyTable` filled beforehand.
+signature or the body hash does not verify); permerror (broken
+signature, no key or a malformed key published); temperror (the key
+could not be looked up). dkimpy's verification is CPU only here: keys
+come from a `KeyTable` filled beforehand.
 """
 
 from __future__ import annotations
@@ -68,18 +68,25 @@ def verify_all(message: bytes, keys: KeyTable) -> list[Signature]:
             # No key published: permerror; not reachable: temperror.
             result = "temperror" if state == "temperror" else "permerror"
         else:
-            try:
-                ok = checker.verify(index, dnsfunc=keys.dnsfunc)
-            except dkim.DKIMException:
-                result = "permerror"
-            else:
-                result = "pass" if ok else "fail"
+            result = _verify_one(checker, index, keys)
         results.append(
             Signature(
                 result, facts.domain, facts.selector, facts.algorithm, facts.b
             )
         )
     return results
+
+
+def _verify_one(checker: dkim.DKIM, index: int, keys: KeyTable) -> str:
+    try:
+        ok = checker.verify(index, dnsfunc=keys.dnsfunc)
+    except dkim.ValidationError as exc:
+        # dkimpy raises for a changed body; that is a failed signature,
+        # not a broken one.
+        return "fail" if "body hash mismatch" in str(exc) else "permerror"
+    except dkim.DKIMException:
+        return "permerror"
+    return "pass" if ok else "fail"
 
 
 def _signature_fields(message: bytes) -> list[tuple[bytes, bytes]]:
