@@ -107,11 +107,12 @@ def start_dns(
     )
     if check.returncode != 0:
         raise RuntimeError(f"unbound config: {check.stdout}{check.stderr}")
-    proc = subprocess.Popen(
-        [UNBOUND, "-d", "-c", str(conf)],
-        stdout=subprocess.DEVNULL,
-        stderr=(workdir / "unbound.stderr").open("wb"),
-    )
+    with (workdir / "unbound.stderr").open("wb") as err:
+        proc = subprocess.Popen(
+            [UNBOUND, "-d", "-c", str(conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
     server = DnsServer(proc, port, workdir)
     _wait_answering(server)
     return server
