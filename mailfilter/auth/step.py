@@ -61,6 +61,17 @@ async def verify(
             settings.authserv_id,
         )
     results = await _check(settings, envelope, content)
+    dmarc_result = results.dmarc or dmarc.Result("none")
+    log.info(
+        "(%s) auth: dkim=%s arc=%s spf=%s dmarc=%s (p=%s) from=%s",
+        log_id,
+        ",".join(s.result for s in results.dkim) or "none",
+        results.arc,
+        results.spf,
+        dmarc_result.result,
+        dmarc_result.policy,
+        dmarc_result.domain or "-",
+    )
     return Verified(
         content, format_field(settings.authserv_id, results), results
     )
