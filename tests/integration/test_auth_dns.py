@@ -246,3 +246,36 @@ async def test_silent_dns_is_temperror_within_the_budget_and_never_blocks(
     assert results.dmarc.result == "temperror"
     assert elapsed < 10  # generous: the budget is 1.5 s
     assert ticks >= 20  # the loop ran while DNS was waited for
+
+
+def arc_sealed(zones, message: bytes) -> bytes:
+    """One ARC set added by a forwarder at good.test (dkimpy's sealer)."""
+    import dkim
+
+    keys = keystore.load(str(zones.keys))
+    rsa = next(k for k in keys["good.test"] if k.selector == "r2048")
+    results = b"Authentication-Results: fwd.good.test; dkim=none; spf=pass\r\n"
+    sealed = results + message
+    fields = dkim.arc_sign(
+        sealed,
+        b"r2048",
+        b"good.test",
+        rsa.private,
+        b"fwd.good.test",
+        include_headers=[b"from", b"to", b"subject"],
+    )
+    return b"".join(fields) + sealed
+
+
+async def test_arc_chain_pass_and_broken(zones) -> None:
+    sealed = arc_sealed(zones, MESSAGE)
+    done = await step.verify(bank(zones), envelope(sealed), sealed, "t")
+    assert done is not None
+    assert done.results.arc == "pass"
+    broken = sealed.replace(b"Hello Bob.", b"Hello Eve.")
+    done = await step.verify(bank(zones), envelope(broken), broken, "t")
+    assert done is not None
+    assert done.results.arc == "fail"
+    done = await step.verify(bank(zones), envelope(MESSAGE), MESSAGE, "t")
+    assert done is not None
+    assert done.results.arc == "none"
