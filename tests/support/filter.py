@@ -106,11 +106,17 @@ def start_sandwich(root: Path, *, clamd: str = "off", spamd: str = "off"):  # no
     from tests.support.ports import free_port
     from tests.support.postfix import start_postfix
 
-    fport = free_port()
-    postfix = start_postfix(root / "pf", fport)
+    fport, oport = free_port(), free_port()
+    # The whole recipe: submission -> scan-orig -> the ORIGINATING listener.
+    postfix = start_postfix(root / "pf", fport, originating_port=oport)
     try:
         flt = start_filter(
-            root / "f", fport, postfix.reinject_port, clamd=clamd, spamd=spamd
+            root / "f",
+            fport,
+            postfix.reinject_port,
+            clamd=clamd,
+            spamd=spamd,
+            originating_port=oport,
         )
     except BaseException:
         postfix.stop()
