@@ -11,27 +11,22 @@ import logging
 
 import dkim
 
-from mailfilter.auth.keys import KeyTable, key_name
+from mailfilter.auth import fields
+from mailfilter.auth.keys import KeyTable, header_keys
 
 _QUIET = logging.getLogger("mailfilter.auth.dkimpy")
-_ARC_SIGNED = (b"arc-seal", b"arc-message-signature")
+_ARC_SIGNED = ("arc-seal", "arc-message-signature")
 
 
 def chain_keys(message: bytes) -> list[str]:
     """Key names the ARC-Seal and ARC-Message-Signature fields need."""
-    headers, _ = dkim.rfc822_parse(message)
-    names = []
-    for name, value in headers:
-        if bytes(name).lower() in _ARC_SIGNED:
-            key = key_name(bytes(value))
-            if key is not None:
-                names.append(key)
-    return names
+    return header_keys(message, _ARC_SIGNED)
 
 
 def validate(message: bytes, keys: KeyTable, names: list[str]) -> str:
     """none, pass, fail or temperror for the ARC chain of `message`."""
-    if not names and b"arc-" not in message[:65536].lower():
+    head, _ = fields.split_fields(message)
+    if not any(fields.field_name(f).startswith("arc-") for f in head):
         return "none"
     if any(keys.state(n) == "temperror" for n in names):
         return "temperror"

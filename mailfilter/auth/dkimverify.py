@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import dkim
 
-from mailfilter.auth.keys import KeyTable, key_name
+from mailfilter.auth.keys import KeyTable, header_keys, key_name
 
 # dkimpy logs every failed signature at ERROR; those are the sender's
 # problem, reported in Authentication-Results, not ours.
@@ -40,13 +40,7 @@ class Signature:
 
 def signature_keys(message: bytes) -> list[str]:
     """Key names the DKIM-Signature fields of `message` need."""
-    names = []
-    for name, value in _signature_fields(message):
-        if name.lower() == b"dkim-signature":
-            key = key_name(value)
-            if key is not None:
-                names.append(key)
-    return names
+    return header_keys(message, ("dkim-signature",))
 
 
 def verify_all(message: bytes, keys: KeyTable) -> list[Signature]:
@@ -87,11 +81,6 @@ def _verify_one(checker: dkim.DKIM, index: int, keys: KeyTable) -> str:
     except dkim.DKIMException:
         return "permerror"
     return "pass" if ok else "fail"
-
-
-def _signature_fields(message: bytes) -> list[tuple[bytes, bytes]]:
-    headers, _ = dkim.rfc822_parse(message)
-    return [(bytes(n), bytes(v)) for n, v in headers]
 
 
 def _tags(value: bytes) -> dict[str, str]:

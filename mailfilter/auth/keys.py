@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import dkim
 
+from mailfilter.auth import fields
 from mailfilter.auth.dns import TempError
 
 if TYPE_CHECKING:
@@ -39,6 +40,17 @@ def key_name(signature: bytes) -> str | None:
     except UnicodeDecodeError:
         return None
     return name.lower().rstrip(".")
+
+
+def header_keys(message: bytes, names: tuple[str, ...]) -> list[str]:
+    """Key names of the signature fields called `names` (header only)."""
+    found = []
+    for field in fields.split_fields(message)[0]:
+        if fields.field_name(field) in names:
+            key = key_name(field.partition(b":")[2])
+            if key is not None:
+                found.append(key)
+    return found
 
 
 class KeyTable:
