@@ -192,6 +192,8 @@ class Pipeline:
             )
             return result
 
+        if not ctx.scanners:
+            return []  # a bank with no scanners (asyncio.wait needs one)
         tasks = [asyncio.ensure_future(one(s)) for s in ctx.scanners]
         done, pending = await asyncio.wait(tasks, timeout=ctx.scan_timeout)
         for task in pending:
