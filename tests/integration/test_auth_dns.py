@@ -279,3 +279,71 @@ async def test_arc_chain_pass_and_broken(zones) -> None:
     done = await step.verify(bank(zones), envelope(MESSAGE), MESSAGE, "t")
     assert done is not None
     assert done.results.arc == "none"
+
+
+def test_dkim_check_command(zones, tmp_path, capsys) -> None:
+    """`mailfilter dkim check`: 0 when DNS publishes the key, 1 when the
+    record is missing or publishes another key."""
+    from mailfilter.ops import dkimcli
+
+    common = ["--dns-servers", zones.address]
+    ok = dkimcli.main(
+        [
+            "check",
+            "good.test",
+            "r2048",
+            "--dkim-keys",
+            str(zones.keys),
+            *common,
+        ]
+    )
+    assert ok == 0
+    assert "matches the key (rsa)" in capsys.readouterr().out
+    # A key nobody published.
+    assert (
+        dkimcli.main(
+            [
+                "genkey",
+                "good.test",
+                "new",
+                "--dkim-keys",
+                str(tmp_path),
+                "--ed25519",
+            ]
+        )
+        == 0
+    )
+    assert (
+        dkimcli.main(
+            [
+                "check",
+                "good.test",
+                "new",
+                "--dkim-keys",
+                str(tmp_path),
+                *common,
+            ]
+        )
+        == 1
+    )
+    assert "no TXT record" in capsys.readouterr().out
+    # Our key file differs from what DNS publishes under that selector.
+    (tmp_path / "good.test" / "r2048.key").write_bytes(
+        (
+            zones.server.workdir.parent / "stray" / "badkey.test" / "r2048.key"
+        ).read_bytes()
+    )
+    assert (
+        dkimcli.main(
+            [
+                "check",
+                "good.test",
+                "r2048",
+                "--dkim-keys",
+                str(tmp_path),
+                *common,
+            ]
+        )
+        == 1
+    )
+    assert "does NOT match" in capsys.readouterr().out
