@@ -34,7 +34,8 @@ def validate(message: bytes, keys: KeyTable, names: list[str]) -> str:
         verdict, _, _ = dkim.arc_verify(
             message, logger=_QUIET, dnsfunc=keys.dnsfunc
         )
-    except dkim.DKIMException:
+    except Exception:
+        # DKIMException, and plain errors dkimpy raises on malformed sets.
         return "fail"
     if verdict == dkim.CV_Pass:
         return "pass"

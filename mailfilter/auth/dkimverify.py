@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import dkim
 
+from mailfilter.auth.fields import field_name, split_fields
 from mailfilter.auth.keys import KeyTable, header_keys, key_name
 
 # dkimpy logs every failed signature at ERROR; those are the sender's
@@ -45,30 +46,38 @@ def signature_keys(message: bytes) -> list[str]:
 
 def verify_all(message: bytes, keys: KeyTable) -> list[Signature]:
     """A result for each DKIM-Signature field, top one first."""
-    checker = dkim.DKIM(message, logger=_QUIET, minkey=1024)
+    try:
+        checker = dkim.DKIM(message, logger=_QUIET, minkey=1024)
+    except Exception:
+        # dkimpy refuses a header block it cannot parse (a line without a
+        # colon, ...); the message still gets a verdict, never a retry.
+        return [
+            Signature("permerror", *_facts(field.partition(b":")[2]))
+            for field in split_fields(message)[0]
+            if field_name(field) == "dkim-signature"
+        ]
     fields = [v for n, v in checker.headers if n.lower() == b"dkim-signature"]
     results = []
     for index, value in enumerate(fields):
-        tags = _tags(value)
-        facts = Signature(
-            "permerror",
-            tags.get("d", "").lower(),
-            tags.get("s", ""),
-            tags.get("a", ""),
-            tags.get("b", "")[:8],
-        )
+        facts = _facts(value)
         state = keys.state(key_name(value))
-        if state != "found" or not facts.domain:
+        if state != "found" or not facts[0]:
             # No key published: permerror; not reachable: temperror.
             result = "temperror" if state == "temperror" else "permerror"
         else:
             result = _verify_one(checker, index, keys)
-        results.append(
-            Signature(
-                result, facts.domain, facts.selector, facts.algorithm, facts.b
-            )
-        )
+        results.append(Signature(result, *facts))
     return results
+
+
+def _facts(value: bytes) -> tuple[str, str, str, str]:
+    tags = _tags(value)
+    return (
+        tags.get("d", "").lower(),
+        tags.get("s", ""),
+        tags.get("a", ""),
+        tags.get("b", "")[:8],
+    )
 
 
 def _verify_one(checker: dkim.DKIM, index: int, keys: KeyTable) -> str:
@@ -78,7 +87,9 @@ def _verify_one(checker: dkim.DKIM, index: int, keys: KeyTable) -> str:
         # dkimpy raises for a changed body; that is a failed signature,
         # not a broken one.
         return "fail" if "body hash mismatch" in str(exc) else "permerror"
-    except dkim.DKIMException:
+    except Exception:
+        # DKIMException for a broken signature; dkimpy also raises plain
+        # IndexError and friends on some malformed ones.
         return "permerror"
     return "pass" if ok else "fail"
 

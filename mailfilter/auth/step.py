@@ -60,7 +60,18 @@ async def verify(
             removed,
             settings.authserv_id,
         )
-    results = await _check(settings, envelope, content)
+    try:
+        results = await _check(settings, envelope, content)
+    except Exception:
+        # Our bug or a library's on hostile input: the message must still
+        # get a verdict (never a 4xx loop), and unverified is not "pass".
+        log.exception("(%s) (!)authentication checks failed", log_id)
+        results = Results(
+            arc="temperror",
+            spf="temperror",
+            spf_helo="temperror",
+            dmarc=dmarc.Result("temperror"),
+        )
     dmarc_result = results.dmarc or dmarc.Result("none")
     log.info(
         "(%s) auth: dkim=%s arc=%s spf=%s dmarc=%s (p=%s) from=%s",
@@ -158,6 +169,11 @@ async def signed(bank: Bank, prefix: bytes, body: bytes, log_id: str) -> bytes:
         log.error(  # noqa: TRY400 - a known failure, no traceback
             "(%s) (!)not DKIM-signed: d=%s: %s", log_id, domain, exc
         )
+        return prefix
+    except Exception:
+        # dkimpy failing on a message it cannot parse: pass it unsigned
+        # rather than tempfail it forever.
+        log.exception("(%s) (!)not DKIM-signed: d=%s", log_id, domain)
         return prefix
     log.info(
         "(%s) DKIM-signed d=%s s=%s",

@@ -161,3 +161,32 @@ def test_signing_domain_is_from_or_nearest_parent(
     assert sign.signing_domain(sub, keys) == "good.test"
     other = MESSAGE.replace(b"alice@good.test", b"alice@goodtest.test")
     assert sign.signing_domain(other, keys) == ""
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        # A header line dkimpy cannot parse (MessageFormatError).
+        b"no colon here\r\n",
+        # A continuation line with nothing to continue (IndexError).
+        b" leading continuation\r\n",
+        # Signatures that are not signatures.
+        (
+            b"DKIM-Signature: v=1; d=good.test; s=r2048; h=; bh=x; b=abc;"
+            b" a=rsa-sha256\r\n"
+        ),
+        b"DKIM-Signature: d=good.test; s=r2048; junk\r\n",
+    ],
+)
+def test_malformed_input_gets_a_result_never_an_exception(
+    keys: dict[str, list], broken: bytes
+) -> None:
+    from mailfilter.auth import arc
+
+    message = broken + signed(keys)
+    results = dkimverify.verify_all(message, table(keys))
+    assert len(results) == message.count(b"DKIM-Signature:")
+    assert {r.result for r in results} <= {"pass", "fail", "permerror"}
+    assert arc.validate(message, table(keys), []) in ("none", "fail")
+    arc_message = b"ARC-Seal: i=1; d=good.test; s=r2048\r\n" + message
+    assert arc.validate(arc_message, table(keys), []) == "fail"
