@@ -70,3 +70,33 @@ async def test_only_the_originating_listener_signs(tmp_path: Path) -> None:
     assert b"DKIM-Signature:" not in inbound
     assert originating.startswith(b"DKIM-Signature: v=1; a=ed25519-sha256;")
     assert b" d=ours.test;" in originating
+
+
+async def test_hostile_headers_get_a_verdict_not_a_retry_loop(
+    tmp_path: Path,
+) -> None:
+    """Headers dkimpy cannot parse, with DNS unreachable: delivered with
+    our field saying what could not be checked, never 4xx."""
+    body = (
+        b" continuation of nothing\r\n"
+        b"DKIM-Signature: v=1; d=ours.test; s=x; h=from; bh=x; b=abc\r\n"
+        b"Authentication-Results: mx.ours.test; dkim=pass\r\n" + PLAIN
+    )
+    s = await make_stack(
+        tmp_path,
+        FakeMTA(),
+        inbound_verify=True,
+        authserv_id="mx.ours.test",
+        dns_servers=[f"127.0.0.1:{free_port()}"],  # nobody answers
+        dns_budget=2.0,
+    )
+    try:
+        reply = await send(s.port, body)
+    finally:
+        await s.service.shutdown()
+        await s.mta.stop()
+    assert reply.startswith("250 2.0.0 from MTA")
+    (delivered,) = (t.data for t in s.mta.transactions)
+    assert delivered.startswith(b"Authentication-Results: mx.ours.test;")
+    assert b"dkim=permerror" in delivered
+    assert b"mx.ours.test; dkim=pass" not in delivered
