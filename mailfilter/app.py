@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import dataclasses
 import functools
 import logging
 import signal
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from mailfilter import config as configmod
 from mailfilter.addresses import parse_endpoint
+from mailfilter.auth import setup as authsetup
 from mailfilter.decision.policyfile import load_policy
 from mailfilter.downstream.reinject import Downstream
 from mailfilter.ops import metrics as metricsmod
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable
 
     from mailfilter.addresses import Endpoint
+    from mailfilter.auth import bank as authbank
     from mailfilter.config import Config
     from mailfilter.decision.policy import Policy
     from mailfilter.ops.metrics import MetricsSink
@@ -103,7 +106,8 @@ def build_context(
     policy = load_policy(Path(config.policy))
     host = myhostname(config)
     domain = host.partition(".")[2] or host
-    return Context(
+    inbound, originating = authsetup.banks(config, host)
+    context = Context(
         policy=policy,
         scanners=build_scanners(config, policy),
         downstream=Downstream(
@@ -117,7 +121,34 @@ def build_context(
         virus_scanned=config.virus_scanned_header.format(domain=domain),
         scan_timeout=config.scan_timeout,
         forward_timeout=config.forward_timeout,
+        bank=inbound,
     )
+    _add_originating_bank(config, context, originating)
+    return context
+
+
+def _add_originating_bank(
+    config: Config, context: Context, bank: authbank.Bank
+) -> None:
+    """The ORIGINATING bank's context, keyed by its listeners."""
+    from mailfilter.scan.banned import BannedScanner
+
+    policy = context.policy
+    if config.originating_policy:
+        policy = load_policy(Path(config.originating_policy))
+    # clamd and spamd connections are shared; only the banned-file rules
+    # come from the bank's own policy.
+    scanners: list[Scanner] = [
+        BannedScanner(policy.banned) if s.name == "banned" else s
+        for s in context.scanners
+        if s.name in config.originating_scanners
+    ]
+    originating = dataclasses.replace(
+        context, policy=policy, scanners=scanners, bank=bank, banks={}
+    )
+    for text in config.listen_originating:
+        endpoint = parse_endpoint(text)
+        context.banks[endpoint.host, endpoint.port] = originating
 
 
 class Service:
@@ -153,7 +184,7 @@ class Service:
             self.config.policy,
             " (the built-in default)" if builtin else "",
         )
-        for text in self.config.listen:
+        for text in (*self.config.listen, *self.config.listen_originating):
             endpoint = parse_endpoint(text)
             lmtp = endpoint.proto == "lmtp"
             server = await asyncio.get_running_loop().create_server(
@@ -167,10 +198,13 @@ class Service:
             addr = server.sockets[0].getsockname()
             bound.append((addr[0], addr[1]))
             log.info(
-                "listening on %s:%s (%s)",
+                "listening on %s:%s (%s, %s)",
                 addr[0],
                 addr[1],
                 "LMTP" if lmtp else "SMTP",
+                "ORIGINATING"
+                if text in self.config.listen_originating
+                else "INBOUND",
             )
         return bound
 

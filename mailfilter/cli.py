@@ -51,9 +51,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "mailfilter lmtp-deliver --listen HOST:PORT --root-template T",
         "LMTP server delivering into Maildirs on shared storage",
     ),
+    "dkim": (
+        "mailfilter dkim genkey|check DOMAIN SELECTOR [--ed25519]",
+        "make a DKIM signing key and its DNS record, or check the record",
+    ),
 }
 # These parse their own arguments (and answer their own --help).
-_DELEGATED = ("availability", "probe", "lmtp-deliver")
+_DELEGATED = ("availability", "probe", "lmtp-deliver", "dkim")
 _SUBCOMMANDS = tuple(c for c in COMMANDS if c not in _DELEGATED)
 
 
@@ -85,6 +89,10 @@ def _delegate(name: str) -> Callable[[list[str]], int]:
         from mailfilter.ops.probe_cli import main as probe
 
         return probe
+    if name == "dkim":
+        from mailfilter.ops.dkimcli import main as dkim
+
+        return dkim
     from mailfilter.delivery.cli import main as lmtp
 
     return lmtp

@@ -23,9 +23,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from mailfilter.auth import bank as authbank
+from mailfilter.auth import step as authstep
 from mailfilter.decision import amavislog, answers, headers, mailid
 from mailfilter.decision.decide import decide
 from mailfilter.decision.outcome import Job, Outcome, added_fields, log_outcome
@@ -64,6 +66,10 @@ class Context:
     virus_scanned: str
     scan_timeout: float
     forward_timeout: float
+    # Policy banks (mailfilter/auth/bank.py): this context's bank, and the
+    # contexts of the other banks by listener address.
+    bank: authbank.Bank = field(default_factory=lambda: authbank.Bank("-"))
+    banks: dict[tuple[str, int], Context] = field(default_factory=dict)
 
 
 class Pipeline:
@@ -80,6 +86,7 @@ class Pipeline:
         """
         log_id = mailid.log_id()
         ctx = self.context  # one snapshot per message, even across SIGHUP
+        ctx = ctx.banks.get(envelope.local_addr, ctx)
         outcome = Outcome()
         with ctx.metrics.in_flight():
             try:
@@ -119,9 +126,18 @@ class Pipeline:
             # (docs/performance-and-reliability.md, "SMTP smuggling").
             content = normalise_line_ends(content)
             dot_lines = True  # new line starts: search again when stuffing
+        verified = await authstep.verify(ctx.bank, envelope, content, log_id)
+        if verified is not None:
+            content = verified.content  # forged Authentication-Results gone
         results = await self._scan(ctx, content)
         decisions = [
-            decide(results, ctx.policy, r.address) for r in envelope.recipients
+            authbank.for_recipient(
+                ctx.bank,
+                decide(results, ctx.policy, r.address),
+                verified.results if verified else None,
+                r.address,
+            )
+            for r in envelope.recipients
         ]
         groups: dict[Decision, list[int]] = {}
         for index, decision in enumerate(decisions):
@@ -136,7 +152,8 @@ class Pipeline:
             return self._tempfail_all(ctx, job, groups, results, start)
         quarantine = await self._quarantine(ctx, envelope, decisions, mail_id)
         job = Job(
-            envelope, content, log_id, mail_id, quarantine, spam, dot_lines
+            envelope, content, log_id, mail_id, quarantine, spam, dot_lines,
+            verified.field if verified else b"",
         )
         # Blocked groups first (no I/O), then the ones to reinject.
         for decision, indexes in sorted(
@@ -234,6 +251,8 @@ class Pipeline:
             )
             return result
 
+        if not ctx.scanners:
+            return []  # a bank with no scanners (asyncio.wait needs one)
         tasks = [asyncio.ensure_future(one(s)) for s in ctx.scanners]
         done, pending = await asyncio.wait(tasks, timeout=ctx.scan_timeout)
         for task in pending:
@@ -307,6 +326,10 @@ class Pipeline:
             # checked for this recipient, not only when we add our own.
             strip_spam=decision.tag_level is not None,
             subject_tag=decision.subject_tag,
+        )
+        # Signed last, over exactly the bytes reinjected.
+        prefix = await authstep.signed(
+            ctx.bank, job.auth_field + prefix, body, log_id
         )
         began = time.monotonic()
         try:

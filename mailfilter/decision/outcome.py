@@ -36,6 +36,7 @@ class Job:
     quarantine: str  # where the quarantine copy is, "" if none
     spam: SpamReport | None
     dot_lines: bool = True  # a line of `content` may start with "."
+    auth_field: bytes = b""  # our Authentication-Results field, if any
 
 
 @dataclass
