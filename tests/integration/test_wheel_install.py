@@ -76,6 +76,9 @@ def test_wheel_runs_with_no_other_file(installed, tmp_path):
             [
                 str(installed / "bin/mailfilter"),
                 "--listen", f"127.0.0.1:{port}",
+                # The ORIGINATING listener (10026 by default) on a free
+                # port: other tests may run beside this one.
+                "--listen-originating", f"127.0.0.1:{free_port()}",
                 "--forward", f"127.0.0.1:{controller.port}",
                 "--clamd", "off",
                 "--spamd", "off",
@@ -87,7 +90,10 @@ def test_wheel_runs_with_no_other_file(installed, tmp_path):
             stderr=err,
         )
     try:
-        wait_port(port, timeout=30)
+        try:
+            wait_port(port, timeout=30)
+        except TimeoutError:
+            pytest.fail(f"mailfilter did not start:\n{log.read_text()}")
         msg = EmailMessage()
         msg["From"], msg["To"], msg["Subject"] = "a@b.test", "c@d.test", "hi"
         msg.set_content("hello\n")
