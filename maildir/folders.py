@@ -100,11 +100,16 @@ def _check_component(part: str) -> None:
 
 
 def normalise(name: str) -> str | None:
-    """Canonical logical name: None for INBOX, else 'a.b' (strips 'INBOX.')."""
+    """Canonical logical name: None for INBOX, else 'a.b' (strips 'INBOX.').
+
+    Every leading 'INBOX.' goes, so the result is a fixed point: the name
+    returned is the folder the mail is stored in ('INBOX.INBOX.Junk' is
+    'Junk', 'INBOX.INBOX' is INBOX).
+    """
+    while name[:6].upper() == "INBOX.":
+        name = name[6:]
     if name.upper() == "INBOX":
         return None
-    if name[:6].upper() == "INBOX.":
-        name = name[6:]
     if name.startswith("~"):
         raise FolderNameError("names starting with '~' are home paths")
     for part in name.split("."):

@@ -192,7 +192,10 @@ class Service:
                 host=endpoint.host,
                 port=endpoint.port,
                 reuse_address=True,
-                backlog=max(128, self.config.max_connections),
+                # A burst of connects must wait in the kernel's queue, not
+                # be dropped before the greeting: 128 overflowed at 1000
+                # concurrent clients. Linux caps it at net.core.somaxconn.
+                backlog=_BACKLOG,
             )
             self._servers.append(server)
             addr = server.sockets[0].getsockname()
@@ -293,6 +296,9 @@ class Service:
         self.metrics.stop()
 
 
+_BACKLOG = 4096
+
+
 class _Session(FilterSMTP):
     """A FilterSMTP that the service can count and close."""
 
@@ -319,6 +325,19 @@ class _Session(FilterSMTP):
             log.exception("(!!)cannot start an SMTP session")
             sessions.discard(self)
             transport.close()
+
+    def eof_received(self) -> bool | None:
+        """The client closed its side: close ours too.
+
+        aiosmtpd cancels its command loop on EOF but keeps the transport
+        half-open; when that happens before the greeting (port probes,
+        health checks, a client's connect timeout), nothing closes it until
+        idle_timeout, and the session keeps a max_connections slot that
+        long. Nothing more can be said to a client that has gone, and a
+        message already being processed holds its own slot.
+        """
+        super().eof_received()
+        return False
 
     def connection_lost(self, error: Exception | None) -> None:
         """Forget the session."""
