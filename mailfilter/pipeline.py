@@ -15,10 +15,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from mailfilter.decision import amavislog, answers, headers, mailid
+from mailfilter.decision import amavislog, answers, doors, headers, mailid
 from mailfilter.decision.decide import decide
 from mailfilter.decision.outcome import Job, Outcome, added_fields, log_outcome
 from mailfilter.decision.verdict import (
@@ -66,13 +66,30 @@ class Pipeline:
     def __init__(self, context: Context) -> None:
         self.context = context
 
-    async def process(self, envelope: Envelope) -> list[str]:
-        """Never raises: our own failure is a tempfail, logged."""
+    async def process(
+        self,
+        envelope: Envelope,
+        door: str = doors.CONTENT_FILTER,
+        downstream: Downstream | None = None,
+    ) -> list[str]:
+        """Never raises: our own failure is a tempfail, logged.
+
+        `door` selects the policy bank; the milter door passes its own
+        `downstream` (Postfix keeps the message) and gets one answer per
+        recipient (docs/milter.md).
+        """
         log_id = mailid.log_id()
         ctx = self.context  # one snapshot per message, even across SIGHUP
+        policy = doors.for_door(ctx.policy, door)
+        if policy is not ctx.policy or downstream is not None:
+            ctx = replace(
+                ctx, policy=policy, downstream=downstream or ctx.downstream
+            )
         with ctx.metrics.in_flight():
             try:
-                return await self._process(ctx, envelope, log_id)
+                return await self._process(
+                    ctx, envelope, log_id, door == doors.MILTER
+                )
             except Exception as exc:
                 log.exception("(%s) (!!)TROUBLE in check_mail", log_id)
                 reply = replies.TEMPFAIL_INTERNAL.format(
@@ -85,7 +102,7 @@ class Pipeline:
                 )
 
     async def _process(
-        self, ctx: Context, envelope: Envelope, log_id: str
+        self, ctx: Context, envelope: Envelope, log_id: str, per_rcpt: bool
     ) -> list[str]:
         start = time.monotonic()
         mail_id = mailid.mail_id()
@@ -113,14 +130,12 @@ class Pipeline:
             await self._act(ctx, job, decision, indexes, outcome)
         elapsed = int((time.monotonic() - start) * 1000)
         log_outcome(job, results, outcome, elapsed)
-        per_rcpt = [
-            outcome.replies[i] for i in range(len(envelope.recipients))
-        ]
-        if envelope.lmtp:
-            return per_rcpt
-        reply = answers.one_response_for_all(per_rcpt, log_id)
+        each = [outcome.replies[i] for i in range(len(envelope.recipients))]
+        if envelope.lmtp or per_rcpt:
+            return each
+        reply = answers.one_response_for_all(each, log_id)
         if reply.startswith("2"):
-            await self._bounce(ctx, job, per_rcpt)
+            await self._bounce(ctx, job, each)
         return [reply]
 
     async def _bounce(

@@ -1,0 +1,117 @@
+"""The milter listener: asyncio streams in front of `MilterSession`.
+
+`--listen milter:HOST:PORT` or `milter:unix:/path`. Each packet waits at
+most `idle_timeout`; the end-of-message step runs under `busy_timeout`
+(scan budget plus margin). Anything that is not milter protocol, or a
+deadline passed, closes the connection: Postfix then applies its
+`milter_default_action` (tempfail in the shipped recipe), so a broken
+filter defers mail instead of passing it unscanned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from mailfilter.milter import codec
+from mailfilter.milter.session import MilterSession
+
+if TYPE_CHECKING:
+    from mailfilter.addresses import Endpoint
+    from mailfilter.milter.session import Process
+
+log = logging.getLogger("mailfilter.milter")
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Per-connection limits, from the settings."""
+
+    size_limit: int
+    max_recipients: int
+    idle_timeout: float
+    busy_timeout: float
+
+
+async def read_packet(
+    reader: asyncio.StreamReader,
+) -> codec.Packet | None:
+    """The next packet, or None at a clean end of stream."""
+    try:
+        head = await reader.readexactly(4)
+    except asyncio.IncompleteReadError as exc:
+        if exc.partial:
+            raise codec.MilterProtocolError("truncated packet") from exc
+        return None
+    length = codec.packet_length(head)
+    data = await reader.readexactly(length)
+    return codec.Packet(data[:1], data[1:])
+
+
+async def serve_connection(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    session: MilterSession,
+    limits: Limits,
+) -> None:
+    """Run one connection to its end; never raises."""
+    try:
+        while not session.closed:
+            async with asyncio.timeout(limits.idle_timeout):
+                packet = await read_packet(reader)
+            if packet is None:
+                break
+            if packet.command == codec.BODYEOB:
+                async with asyncio.timeout(limits.busy_timeout):
+                    out = await session.handle(packet)
+            else:
+                out = await session.handle(packet)
+            if out:
+                writer.write(b"".join(out))
+                await writer.drain()
+    except (
+        codec.MilterProtocolError,
+        asyncio.IncompleteReadError,
+        ConnectionError,
+        TimeoutError,
+    ) as exc:
+        log.warning("(!)milter connection closed: %s", exc or type(exc))
+    except Exception:
+        log.exception("(!!)milter connection failed")
+    finally:
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
+
+
+async def start(
+    endpoint: Endpoint, process: Process, limits: Limits
+) -> asyncio.Server:
+    """Listen on `endpoint` (TCP or a unix socket)."""
+    local = (endpoint.host or endpoint.path, endpoint.port)
+
+    async def accept(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        session = MilterSession(
+            process,
+            local_addr=local,
+            size_limit=limits.size_limit,
+            max_recipients=limits.max_recipients,
+        )
+        await serve_connection(reader, writer, session, limits)
+
+    if endpoint.proto == "unix":
+        return await asyncio.start_unix_server(
+            accept, path=endpoint.path, limit=1 << 18
+        )
+    return await asyncio.start_server(
+        accept,
+        host=endpoint.host,
+        port=endpoint.port,
+        reuse_address=True,
+        limit=1 << 18,
+    )
