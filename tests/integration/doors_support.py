@@ -1,0 +1,62 @@
+"""Postfix with the milter or the before-queue proxy door, for real.
+
+The shipped `deploy/postfix/{milter,proxy}.cf.snippet` replace the
+content_filter line, rendered with free ports, as an admin would add them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from tests.support.filter import REPO, FilterProcess, start_filter
+from tests.support.ports import free_port
+from tests.support.postfix import PostfixInstance, start_postfix
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+# A 20 MB message must fit (Postfix's default limit is 10 MB).
+_SIZE = "message_size_limit = 41943040\n"
+
+
+def door_policy(root: Path) -> Path:
+    """The default policy, plus: spam is rejected at the two doors."""
+    path = root / "policy.toml"
+    path.write_text(
+        (REPO / "policy/default.toml").read_text()
+        + '\n[door.milter.destiny.SPAM]\naction = "reject"\n'
+        + '\n[door.proxy.destiny.SPAM]\naction = "reject"\n'
+    )
+    return path
+
+
+def start_door(
+    root: Path, door: str, *, clamd: str = "off", spamd: str = "off"
+) -> tuple[PostfixInstance, FilterProcess, list[str]]:
+    """Postfix using `door` in front of a mailfilter process."""
+    root.mkdir(parents=True, exist_ok=True)
+    door_port, plain_port = free_port(), free_port()
+    snippet = (REPO / f"deploy/postfix/{door}.cf.snippet").read_text()
+    snippet = re.sub(r"\b1002[46]\b", str(door_port), snippet)
+    postfix = start_postfix(
+        root / "pf",
+        plain_port,
+        extra_main=f"{snippet}\n{_SIZE}",
+        content_filter=False,
+    )
+    args = ["--listen", f"{door}:127.0.0.1:{door_port}"]
+    try:
+        flt = start_filter(
+            root / "f",
+            plain_port,
+            postfix.reinject_port,
+            clamd=clamd,
+            spamd=spamd,
+            policy=door_policy(root),
+            extra=args,
+        )
+    except BaseException:
+        postfix.stop()
+        raise
+    return postfix, flt, args
