@@ -172,11 +172,10 @@ async def test_too_many_recipients_refused_per_rcpt(tmp_path):
             mta.connect()
             mta.conn.send_macro(mt.SMFIC_MAIL, i="Q")
             mta.conn.send(mt.SMFIC_MAIL, args=["<a@b>"])
-            got = [
+            return [
                 mta.conn.send_ar(mt.SMFIC_RCPT, args=[f"<r{i}@example.com>"])
                 for i in range(3)
             ]
-            return got
 
         got = await run(s.port, script)
     finally:
