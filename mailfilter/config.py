@@ -42,8 +42,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "listen",
         ["127.0.0.1:10024"],
-        "Where Postfix hands mail over: HOST:PORT (SMTP) or lmtp:HOST:PORT. "
-        "Repeat for several listeners. Keep it on loopback.",
+        "Where Postfix hands mail over: HOST:PORT (SMTP) or lmtp:HOST:PORT "
+        "(after-queue content_filter), milter:HOST:PORT or "
+        "milter:unix:/path (smtpd_milters), proxy:HOST:PORT "
+        "(smtpd_proxy_filter). Repeat for several listeners. Keep it on "
+        "loopback.",
     ),
     Setting(
         "forward",
