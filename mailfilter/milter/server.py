@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import stat
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mailfilter.milter import codec
@@ -105,6 +107,7 @@ async def start(
         await serve_connection(reader, writer, session, limits)
 
     if endpoint.proto == "unix":
+        _remove_stale_socket(Path(endpoint.path))
         return await asyncio.start_unix_server(
             accept, path=endpoint.path, limit=1 << 18
         )
@@ -115,3 +118,11 @@ async def start(
         reuse_address=True,
         limit=1 << 18,
     )
+
+
+def _remove_stale_socket(path: Path) -> None:
+    """A socket left by a crashed run would make the bind fail; a file
+    that is not a socket is never removed."""
+    with contextlib.suppress(FileNotFoundError):
+        if stat.S_ISSOCK(path.lstat().st_mode):
+            path.unlink()

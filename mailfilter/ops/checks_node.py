@@ -151,7 +151,10 @@ async def check_postfix(
         return [
             Check("postfix recipe", True, f"not readable ({exc}); skipped")
         ]
-    port = int(config.listen[0].rsplit(":", 1)[-1])
+    plain = [t for t in config.listen if not parse_endpoint(t).door]
+    if not plain:
+        return [Check("postfix recipe", True, "no content_filter listener")]
+    port = int(plain[0].rsplit(":", 1)[-1])
     forward_port = int(config.forward.rsplit(":", 1)[-1])
     r = postfixcheck.recipe(main, master, overrides, forward_port)
     budget = config.scan_timeout + config.forward_timeout

@@ -185,3 +185,30 @@ async def test_too_many_recipients_refused_per_rcpt(tmp_path):
     assert got[2][1]["smtpcode"] + " " + got[2][1]["text"] == (
         replies.TOO_MANY_RECIPIENTS
     )
+
+
+async def test_unix_socket_listener_replaces_a_stale_socket(tmp_path):
+    import socket
+
+    path = tmp_path / "milter.sock"
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(str(path))
+    stale.close()  # left behind, as after a crash
+    mta_fake = FakeMTA()
+    s = await make_stack(tmp_path, mta_fake, listen=[f"milter:unix:{path}"])
+
+    def script() -> Any:
+        sock = socket.socket(socket.AF_UNIX)
+        sock.connect(str(path))
+        conn = mt.MilterConnection(sock)
+        try:
+            return conn.optneg_mta(0x1FF, 0x1FFFFF)
+        finally:
+            sock.close()
+
+    try:
+        actions, _ = await asyncio.to_thread(script)
+    finally:
+        await s.service.shutdown()
+        await mta_fake.stop()
+    assert actions & mt.SMFIF_ADDHDRS
