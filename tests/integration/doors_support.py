@@ -20,19 +20,32 @@ if TYPE_CHECKING:
 _SIZE = "message_size_limit = 41943040\n"
 
 
-def door_policy(root: Path) -> Path:
+def door_policy(
+    root: Path, extra: str = "", edit: tuple[str, str] = ("", "")
+) -> Path:
     """The default policy, plus: spam is rejected at the two doors."""
     path = root / "policy.toml"
+    text = (REPO / "policy/default.toml").read_text()
+    if edit[0]:
+        assert edit[0] in text
+        text = text.replace(*edit)
     path.write_text(
-        (REPO / "policy/default.toml").read_text()
+        text
         + '\n[door.milter.destiny.SPAM]\naction = "reject"\n'
         + '\n[door.proxy.destiny.SPAM]\naction = "reject"\n'
+        + extra
     )
     return path
 
 
 def start_door(
-    root: Path, door: str, *, clamd: str = "off", spamd: str = "off"
+    root: Path,
+    door: str,
+    *,
+    clamd: str = "off",
+    spamd: str = "off",
+    policy_extra: str = "",
+    policy_edit: tuple[str, str] = ("", ""),
 ) -> tuple[PostfixInstance, FilterProcess, list[str]]:
     """Postfix using `door` in front of a mailfilter process."""
     root.mkdir(parents=True, exist_ok=True)
@@ -53,7 +66,7 @@ def start_door(
             postfix.reinject_port,
             clamd=clamd,
             spamd=spamd,
-            policy=door_policy(root),
+            policy=door_policy(root, policy_extra, policy_edit),
             extra=args,
         )
     except BaseException:
