@@ -197,6 +197,7 @@ class Service:
             max_recipients=cfg.max_recipients,
             idle_timeout=cfg.idle_timeout,
             busy_timeout=cfg.scan_timeout + cfg.forward_timeout + 30,
+            hold=cfg.milter_discard == "hold",
         )
 
     async def _milter_process(

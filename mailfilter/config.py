@@ -154,6 +154,14 @@ SETTINGS: tuple[Setting, ...] = (
         "421 and Postfix retries them.",
     ),
     Setting(
+        "milter_discard",
+        "drop",
+        "Milter door only: a message every recipient's policy discards is "
+        "dropped (drop), or kept in Postfix's hold queue (hold; `postsuper "
+        "-H` releases it). Our quarantine copy is kept either way when the "
+        "policy says so.",
+    ),
+    Setting(
         "metrics",
         "",
         "Prometheus endpoint HOST:PORT; empty turns it off. Keep it on "
@@ -192,6 +200,7 @@ class Config:
     forward_timeout: float
     idle_timeout: float
     shutdown_timeout: float
+    milter_discard: str
     metrics: str
     source: str = "defaults"
 
@@ -282,6 +291,8 @@ def _validate(source: str, values: dict[str, Any]) -> None:
             parse_endpoint(text, unix_ok=unix_ok)
         except ValueError as exc:
             raise ConfigError(f"{source}: {key}: {exc}") from exc
+    if values["milter_discard"] not in ("drop", "hold"):
+        raise ConfigError(f"{source}: milter_discard: must be drop or hold")
     if values["log_to"] not in ("syslog", "stderr"):
         raise ConfigError(f"{source}: log_to: must be syslog or stderr")
     for key in ("max_connections", "max_recipients", "message_size_limit"):

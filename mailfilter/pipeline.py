@@ -102,7 +102,7 @@ class Pipeline:
                 )
 
     async def _process(
-        self, ctx: Context, envelope: Envelope, log_id: str, per_rcpt: bool
+        self, ctx: Context, envelope: Envelope, log_id: str, each_rcpt: bool
     ) -> list[str]:
         start = time.monotonic()
         mail_id = mailid.mail_id()
@@ -130,12 +130,14 @@ class Pipeline:
             await self._act(ctx, job, decision, indexes, outcome)
         elapsed = int((time.monotonic() - start) * 1000)
         log_outcome(job, results, outcome, elapsed)
-        each = [outcome.replies[i] for i in range(len(envelope.recipients))]
-        if envelope.lmtp or per_rcpt:
-            return each
-        reply = answers.one_response_for_all(each, log_id)
+        per_rcpt = [
+            outcome.replies[i] for i in range(len(envelope.recipients))
+        ]
+        if envelope.lmtp or each_rcpt:
+            return per_rcpt
+        reply = answers.one_response_for_all(per_rcpt, log_id)
         if reply.startswith("2"):
-            await self._bounce(ctx, job, each)
+            await self._bounce(ctx, job, per_rcpt)
         return [reply]
 
     async def _bounce(

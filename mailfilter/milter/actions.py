@@ -61,7 +61,7 @@ def plan(
             return Plan("reply", reply=hit)
     if not kept:
         if answers and all(a.startswith(_DISCARDED) for a in answers):
-            return Plan("discard")
+            return Plan("discard", reply=answers[0])
         # Nothing passed and nothing refused: cannot happen; fail closed.
         return Plan("reply", reply=answers[0] if answers else "")
     delete = tuple(
@@ -138,14 +138,24 @@ def _by_name(
 
 
 def packets(
-    plan: Plan, *, negotiated: int, leading_space: bool
+    plan: Plan, *, negotiated: int, leading_space: bool, hold: bool = False
 ) -> list[bytes]:
-    """The reply packets for `plan`, within the negotiated actions."""
+    """The reply packets for `plan`, within the negotiated actions.
+
+    With `hold`, a discarded message goes to Postfix's hold queue
+    (SMFIR_QUARANTINE, then accept) instead of away.
+    """
     if plan.final == "reply":
         # Postfix, like Sendmail, reads "%%" as "%".
         text = plan.reply.replace("%", "%%")
         return [codec.encode(codec.REPLYCODE, codec.reply_code(text))]
     if plan.final == "discard":
+        if hold and negotiated & codec.ACT_QUARANTINE:
+            reason = codec.reply_code(plan.reply or "discarded")
+            return [
+                codec.encode(codec.QUARANTINE, reason),
+                codec.encode(codec.ACCEPT),
+            ]
         return [codec.encode(codec.DISCARD)]
     out: list[bytes] = []
     if plan.delete:

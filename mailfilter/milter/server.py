@@ -36,6 +36,8 @@ class Limits:
     max_recipients: int
     idle_timeout: float
     busy_timeout: float
+    # Discarded messages go to Postfix's hold queue instead of away.
+    hold: bool = False
 
 
 async def read_packet(
@@ -103,6 +105,7 @@ async def start(
             local_addr=local,
             size_limit=limits.size_limit,
             max_recipients=limits.max_recipients,
+            hold=limits.hold,
         )
         await serve_connection(reader, writer, session, limits)
 

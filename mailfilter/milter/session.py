@@ -71,11 +71,13 @@ class MilterSession:
         local_addr: tuple[str, int],
         size_limit: int,
         max_recipients: int,
+        hold: bool = False,
     ) -> None:
         self._process = process
         self._local_addr = local_addr
         self._size_limit = size_limit
         self._max_recipients = max_recipients
+        self._hold = hold
         self.protocol = 0
         self.actions = 0
         self.closed = False
@@ -202,6 +204,7 @@ class MilterSession:
             actions.plan(answers, keep.kept, content, envelope.recipients),
             negotiated=self.actions,
             leading_space=bool(self.protocol & codec.P_HDR_LEADSPC),
+            hold=self._hold,
         )
 
     def _envelope(self, msg: _Message, content: bytes) -> Envelope:

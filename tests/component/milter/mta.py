@@ -63,7 +63,11 @@ class MTA:
 
     def end(self) -> list[tuple[str, dict[str, Any]]]:
         """End of message: the edits, then the final reply."""
-        return self.conn.send_eom()
+        result = self.conn.send_eom()
+        # miltertest stops at QUARANTINE; for Postfix it is not final.
+        if result[-1][0] == mt.SMFIR_QUARANTINE:
+            result.append(self.conn.recv())
+        return result
 
     def abort(self) -> None:
         """SMFIC_ABORT (client sent RSET or went away)."""

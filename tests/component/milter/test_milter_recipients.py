@@ -22,7 +22,12 @@ DISCARD = REJECT.replace("reject", "discard")
 
 
 async def deliver(
-    tmp_path: Path, extra: str, rcpts: list[str], *, discard: bool = False
+    tmp_path: Path,
+    extra: str,
+    rcpts: list[str],
+    *,
+    discard: bool = False,
+    **settings: Any,
 ) -> Any:
     text = (REPO / "policy/default.toml").read_text()
     assert REJECT in text
@@ -32,7 +37,7 @@ async def deliver(
     policy.write_text(text + "\n" + extra)
     mta = FakeMTA()
     s = await make_stack(
-        tmp_path, mta, listen_proto="milter:", policy=str(policy)
+        tmp_path, mta, listen_proto="milter:", policy=str(policy), **settings
     )
 
     def script() -> Any:
@@ -79,3 +84,15 @@ async def test_all_discarded_is_a_milter_discard(tmp_path):
         tmp_path, "", ["u@example.com", "v@example.com"], discard=True
     )
     assert [c for c, _ in result] == [mt.SMFIR_DISCARD]
+
+
+async def test_all_discarded_goes_to_the_hold_queue_when_configured(tmp_path):
+    result = await deliver(
+        tmp_path,
+        "",
+        ["u@example.com"],
+        discard=True,
+        milter_discard="hold",
+    )
+    assert [c for c, _ in result] == [mt.SMFIR_QUARANTINE, mt.SMFIR_ACCEPT]
+    assert "BANNED" in result[0][1]["reason"]

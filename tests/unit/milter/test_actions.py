@@ -29,7 +29,7 @@ KEPT = [Kept(("a@example.com",), b"X-Virus-Scanned: ok\r\n", MSG)]
         ([REJECT, TEMPFAIL], "reply", TEMPFAIL),
         ([PASSED, REJECT], "reply", REJECT),
         ([DISCARD, REJECT], "reply", REJECT),
-        ([DISCARD, DISCARD], "discard", ""),
+        ([DISCARD, DISCARD], "discard", DISCARD),
     ],
 )
 def test_strictest_wins(answers, final, reply):
@@ -107,3 +107,14 @@ def test_cannot_delete_recipients_fails_closed():
     plan = actions.Plan("accept", delete=("b@example.com",))
     with pytest.raises(codec.MilterProtocolError):
         actions.packets(plan, negotiated=codec.ACT_ADDHDRS, leading_space=True)
+
+
+def test_discard_to_the_hold_queue_when_asked():
+    plan = actions.plan([DISCARD, DISCARD], [], MSG, RCPTS)
+    everything = ALL | codec.ACT_QUARANTINE
+    got = decode(
+        actions.packets(plan, negotiated=everything, leading_space=True, hold=True)
+    )
+    assert got == [("q", {"reason": DISCARD}), ("a", {})]
+    dropped = actions.packets(plan, negotiated=everything, leading_space=True)
+    assert decode(dropped) == [("d", {})]
