@@ -61,24 +61,32 @@ async def serve_connection(
     session: MilterSession,
     limits: Limits,
 ) -> None:
-    """Run one connection to its end; never raises."""
+    """Run one connection to its end; never raises.
+
+    Postfix writes header fields and body chunks without waiting for us
+    (SMFIP_NR_HDR, SMFIP_NR_BODY), so one read often holds many packets:
+    they are handled together and their replies written in one go.
+    """
+    buffer = bytearray()
     try:
         while not session.closed:
             async with asyncio.timeout(limits.idle_timeout):
-                packet = await read_packet(reader)
-            if packet is None:
+                data = await reader.read(1 << 18)
+            if not data:
+                if buffer:
+                    raise codec.MilterProtocolError("truncated packet")
                 break
-            if packet.command == codec.BODYEOB:
-                async with asyncio.timeout(limits.busy_timeout):
-                    out = await session.handle(packet)
-            else:
-                out = await session.handle(packet)
+            buffer += data
+            out: list[bytes] = []
+            for packet in _complete_packets(buffer):
+                out += await _handle(session, packet, limits)
+                if session.closed:
+                    break
             if out:
                 writer.write(b"".join(out))
                 await writer.drain()
     except (
         codec.MilterProtocolError,
-        asyncio.IncompleteReadError,
         ConnectionError,
         TimeoutError,
     ) as exc:
@@ -89,6 +97,35 @@ async def serve_connection(
         writer.close()
         with contextlib.suppress(Exception):
             await writer.wait_closed()
+
+
+def _complete_packets(buffer: bytearray) -> list[codec.Packet]:
+    """Take every complete packet off the front of `buffer`."""
+    packets = []
+    start = 0
+    while len(buffer) - start >= 4:  # the length prefix is 4 bytes
+        length = codec.packet_length(bytes(buffer[start : start + 4]))
+        end = start + 4 + length
+        if end > len(buffer):
+            break
+        packets.append(
+            codec.Packet(
+                bytes(buffer[start + 4 : start + 5]),
+                bytes(buffer[start + 5 : end]),
+            )
+        )
+        start = end
+    del buffer[:start]
+    return packets
+
+
+async def _handle(
+    session: MilterSession, packet: codec.Packet, limits: Limits
+) -> list[bytes]:
+    if packet.command == codec.BODYEOB:
+        async with asyncio.timeout(limits.busy_timeout):
+            return await session.handle(packet)
+    return await session.handle(packet)
 
 
 async def start(
