@@ -47,6 +47,18 @@ WANTED_PROTOCOL = (
     | codec.P_NODATA
 )
 _CONTINUE = codec.encode(codec.CONTINUE)
+# Macro stages in protocol order: connection, HELO, then the message's.
+_STAGES = (
+    codec.CONNECT,
+    codec.HELO,
+    codec.MAIL,
+    codec.RCPT,
+    codec.DATA,
+    codec.HEADER,
+    codec.EOH,
+    codec.BODY,
+    codec.BODYEOB,
+)
 
 
 @dataclass
@@ -81,7 +93,10 @@ class MilterSession:
         self.protocol = 0
         self.actions = 0
         self.closed = False
-        self._macros: dict[str, str] = {}
+        # Macros by the command they came with; a stage's macros replace
+        # that stage's earlier ones (Sendmail), message stages end with
+        # the message.
+        self._stages: dict[bytes, dict[str, str]] = {}
         self._client = ("", "", 0)
         self._helo = ""
         self._msg: _Message | None = None
@@ -111,9 +126,22 @@ class MilterSession:
         ]
 
     def _macro(self, packet: codec.Packet) -> list[bytes]:
-        _stage, macros = codec.parse_macros(packet)
-        self._macros.update(macros)
+        stage, macros = codec.parse_macros(packet)
+        self._stages[stage] = macros
         return []
+
+    @property
+    def macros(self) -> dict[str, str]:
+        """The macros in force, later stages over earlier ones."""
+        merged: dict[str, str] = {}
+        for stage in _STAGES:
+            merged.update(self._stages.get(stage, {}))
+        return merged
+
+    def _end_message(self) -> None:
+        self._msg = None
+        for stage in _STAGES[2:]:
+            self._stages.pop(stage, None)
 
     def _connect(self, packet: codec.Packet) -> list[bytes]:
         self._client = codec.parse_connect(packet)
@@ -129,13 +157,13 @@ class MilterSession:
 
     def _quit_new_connection(self, _packet: codec.Packet) -> list[bytes]:
         """SMFIC_QUIT_NC: the next SMTP connection reuses this socket."""
-        self._macros.clear()
+        self._stages.clear()
         self._client, self._helo, self._msg = ("", "", 0), "", None
         return []
 
     def _abort(self, _packet: codec.Packet) -> list[bytes]:
         """The SMTP client went away or sent RSET: forget the message."""
-        self._msg = None
+        self._end_message()
         return []
 
     # -- message steps -----------------------------------------------------
@@ -191,14 +219,15 @@ class MilterSession:
 
     async def _end_of_message(self, packet: codec.Packet) -> list[bytes]:
         msg = self._need_message()
-        self._msg = None
+        macros = self.macros
+        self._end_message()
         if packet.payload:  # Sendmail may send the last chunk with EOB
             self._add(msg, msg.body, packet.payload)
         if msg.size > self._size_limit:
             return [_reply(replies.TOO_BIG.format(size=msg.size))]
         content = b"".join(msg.head) + b"\r\n" + b"".join(msg.body)
-        envelope = self._envelope(msg, content)
-        keep = KeepAtMTA(self._macros.get("i", ""))
+        envelope = self._envelope(msg, content, macros)
+        keep = KeepAtMTA(macros.get("i", ""))
         answers = await self._process(envelope, keep)
         return actions.packets(
             actions.plan(answers, keep.kept, content, envelope.recipients),
@@ -207,9 +236,10 @@ class MilterSession:
             hold=self._hold,
         )
 
-    def _envelope(self, msg: _Message, content: bytes) -> Envelope:
+    def _envelope(
+        self, msg: _Message, content: bytes, macros: dict[str, str]
+    ) -> Envelope:
         name, addr, port = self._client
-        macros = self._macros
         return Envelope(
             sender=msg.sender,
             recipients=tuple(msg.recipients),

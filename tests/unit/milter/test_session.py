@@ -141,3 +141,22 @@ async def test_unknown_command_is_a_protocol_error():
     s, _ = await start()
     with pytest.raises(codec.MilterProtocolError):
         await s.handle(codec.Packet(b"Z"))
+
+
+async def test_message_macros_end_with_the_message():
+    s, rec = await start()
+    await s.handle(macro(b"C", b"j", b"mx.test"))
+    await transaction(s)  # sends {i}=QID with MAIL
+    await s.handle(pkt(codec.MAIL, b"<a@b>"))  # no macros this time
+    await s.handle(pkt(codec.RCPT, b"<u@example.com>"))
+    await s.handle(codec.Packet(codec.BODYEOB))
+    assert rec.seen[0].client.ident == "QID"
+    assert rec.seen[1].client.ident is None  # not the previous message's
+    assert s.macros == {"j": "mx.test"}  # the connection's stay
+
+
+async def test_a_stage_resent_replaces_its_macros():
+    s, _ = await start()
+    await s.handle(macro(b"M", b"i", b"A", b"{auth_type}", b"PLAIN"))
+    await s.handle(macro(b"M", b"i", b"B"))
+    assert s.macros == {"i": "B"}
