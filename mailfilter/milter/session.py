@@ -15,18 +15,19 @@ Postfix not to wait for a reply to each header and body chunk.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mailfilter.milter import actions, codec
 from mailfilter.milter.keep import KeepAtMTA
+from mailfilter.milter.message import Macros, Message, mail_params
 from mailfilter.smtp import replies
-from mailfilter.smtp.envelope import Client, Envelope, MailParams, Recipient
+from mailfilter.smtp.envelope import Recipient
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from mailfilter.downstream.reinject import Downstream
+    from mailfilter.smtp.envelope import Envelope
 
     Process = Callable[[Envelope, Downstream], Awaitable[list[str]]]
 
@@ -47,32 +48,6 @@ WANTED_PROTOCOL = (
     | codec.P_NODATA
 )
 _CONTINUE = codec.encode(codec.CONTINUE)
-# Macro stages in protocol order: connection, HELO, then the message's.
-_STAGES = (
-    codec.CONNECT,
-    codec.HELO,
-    codec.MAIL,
-    codec.RCPT,
-    codec.DATA,
-    codec.HEADER,
-    codec.EOH,
-    codec.BODY,
-    codec.BODYEOB,
-)
-
-
-@dataclass
-class _Message:
-    """What one MAIL ... end-of-message transaction has told us."""
-
-    sender: str = ""
-    params: MailParams = field(default_factory=MailParams)
-    recipients: list[Recipient] = field(default_factory=list)
-    head: list[bytes] = field(default_factory=list)
-    body: list[bytes] = field(default_factory=list)
-    size: int = 0
-
-
 class MilterSession:
     """Feed `handle()` every packet of one connection, in order."""
 
@@ -93,13 +68,10 @@ class MilterSession:
         self.protocol = 0
         self.actions = 0
         self.closed = False
-        # Macros by the command they came with; a stage's macros replace
-        # that stage's earlier ones (Sendmail), message stages end with
-        # the message.
-        self._stages: dict[bytes, dict[str, str]] = {}
+        self._macros = Macros()
         self._client = ("", "", 0)
         self._helo = ""
-        self._msg: _Message | None = None
+        self._msg: Message | None = None
 
     async def handle(self, packet: codec.Packet) -> list[bytes]:
         """The reply packets for one command (often none)."""
@@ -126,22 +98,17 @@ class MilterSession:
         ]
 
     def _macro(self, packet: codec.Packet) -> list[bytes]:
-        stage, macros = codec.parse_macros(packet)
-        self._stages[stage] = macros
+        self._macros.set(*codec.parse_macros(packet))
         return []
 
     @property
     def macros(self) -> dict[str, str]:
-        """The macros in force, later stages over earlier ones."""
-        merged: dict[str, str] = {}
-        for stage in _STAGES:
-            merged.update(self._stages.get(stage, {}))
-        return merged
+        """The macros in force now."""
+        return self._macros.merged()
 
     def _end_message(self) -> None:
         self._msg = None
-        for stage in _STAGES[2:]:
-            self._stages.pop(stage, None)
+        self._macros.end_message()
 
     def _connect(self, packet: codec.Packet) -> list[bytes]:
         self._client = codec.parse_connect(packet)
@@ -157,7 +124,7 @@ class MilterSession:
 
     def _quit_new_connection(self, _packet: codec.Packet) -> list[bytes]:
         """SMFIC_QUIT_NC: the next SMTP connection reuses this socket."""
-        self._stages.clear()
+        self._macros.clear()
         self._client, self._helo, self._msg = ("", "", 0), "", None
         return []
 
@@ -170,9 +137,9 @@ class MilterSession:
 
     def _mail(self, packet: codec.Packet) -> list[bytes]:
         args = [_text(a) for a in packet.strings()]
-        self._msg = _Message(
+        self._msg = Message(
             sender=args[0].strip().removeprefix("<").removesuffix(">"),
-            params=_mail_params(args[1:]),
+            params=mail_params(args[1:]),
         )
         return [_CONTINUE]
 
@@ -207,12 +174,12 @@ class MilterSession:
     def _step(self, _packet: codec.Packet) -> list[bytes]:
         return [_CONTINUE]
 
-    def _add(self, msg: _Message, parts: list[bytes], data: bytes) -> None:
+    def _add(self, msg: Message, parts: list[bytes], data: bytes) -> None:
         msg.size += len(data)
         if msg.size <= self._size_limit:
             parts.append(data)
 
-    def _need_message(self) -> _Message:
+    def _need_message(self) -> Message:
         if self._msg is None:
             raise codec.MilterProtocolError("message step before MAIL")
         return self._msg
@@ -225,8 +192,14 @@ class MilterSession:
             self._add(msg, msg.body, packet.payload)
         if msg.size > self._size_limit:
             return [_reply(replies.TOO_BIG.format(size=msg.size))]
-        content = b"".join(msg.head) + b"\r\n" + b"".join(msg.body)
-        envelope = self._envelope(msg, content, macros)
+        content = msg.content()
+        envelope = msg.envelope(
+            content,
+            client=self._client,
+            helo=self._helo,
+            macros=macros,
+            local_addr=self._local_addr,
+        )
         keep = KeepAtMTA(macros.get("i", ""))
         answers = await self._process(envelope, keep)
         return actions.packets(
@@ -236,38 +209,8 @@ class MilterSession:
             hold=self._hold,
         )
 
-    def _envelope(
-        self, msg: _Message, content: bytes, macros: dict[str, str]
-    ) -> Envelope:
-        name, addr, port = self._client
-        return Envelope(
-            sender=msg.sender,
-            recipients=tuple(msg.recipients),
-            content=content,
-            params=msg.params,
-            client=Client(
-                name=macros.get("client_name", name) or None,
-                addr=macros.get("client_addr", addr) or None,
-                port=str(port) if port else None,
-                helo=self._helo or None,
-                ident=macros.get("i") or None,
-                proto="ESMTP",
-            ),
-            local_addr=self._local_addr,
-            helo=self._helo,
-            peer=addr,
-        )
-
-
 def _text(data: bytes) -> str:
     return data.decode("utf-8", "surrogateescape")
-
-
-def _mail_params(args: list[str]) -> MailParams:
-    """BODY= and SMTPUTF8 from the MAIL FROM parameters Postfix passes."""
-    upper = [a.upper() for a in args]
-    body = next((a[5:] for a in upper if a.startswith("BODY=")), None)
-    return MailParams(body=body, smtputf8="SMTPUTF8" in upper)
 
 
 def _reply(text: str) -> bytes:
