@@ -14,7 +14,6 @@ Postfix not to wait for a reply to each header and body chunk.
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
 
 from mailfilter.milter import actions, codec
@@ -30,8 +29,6 @@ if TYPE_CHECKING:
     from mailfilter.smtp.envelope import Envelope
 
     Process = Callable[[Envelope, Downstream], Awaitable[list[str]]]
-
-log = logging.getLogger("mailfilter.milter")
 
 WANTED_ACTIONS = (
     codec.ACT_ADDHDRS
