@@ -167,7 +167,7 @@ class Service:
             lmtp = endpoint.proto == "lmtp"
             if endpoint.door == "milter":
                 server = await milter_server.start(
-                    endpoint, self._milter_process, self._milter_limits()
+                    endpoint, self._milter_process, self._milter_limits
                 )
             else:
                 server = await asyncio.get_running_loop().create_server(

@@ -22,6 +22,8 @@ from mailfilter.milter import codec
 from mailfilter.milter.session import MilterSession
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from mailfilter.addresses import Endpoint
     from mailfilter.milter.session import Process
 
@@ -129,14 +131,19 @@ async def _handle(
 
 
 async def start(
-    endpoint: Endpoint, process: Process, limits: Limits
+    endpoint: Endpoint, process: Process, settings: Callable[[], Limits]
 ) -> asyncio.Server:
-    """Listen on `endpoint` (TCP or a unix socket)."""
+    """Listen on `endpoint` (TCP or a unix socket).
+
+    `settings` is asked per connection, so a SIGHUP reload applies to the
+    next connection, as with the SMTP listeners.
+    """
     local = (endpoint.host or endpoint.path, endpoint.port)
 
     async def accept(
         reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
+        limits = settings()
         session = MilterSession(
             process,
             local_addr=local,
