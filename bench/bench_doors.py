@@ -38,7 +38,7 @@ from bench import driver
 from tests.integration.doors_support import door_policy
 from tests.support import daemons
 from tests.support.filter import REPO, start_filter
-from tests.support.ports import free_port
+from tests.support.ports import free_port, wait_port
 from tests.support.postfix import start_postfix
 
 DOORS = ("content_filter", "milter", "proxy")
@@ -86,6 +86,8 @@ def start(root: Path, door: str, clamd: str, spamd: str):  # noqa: ANN201
         policy=door_policy(root),
         extra=[*listen, "--log-to", "stderr"],
     )
+    if listen:  # start_filter waited for the first listener only
+        wait_port(door_port)
     return pf, flt
 
 

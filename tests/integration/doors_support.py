@@ -10,7 +10,7 @@ import re
 from typing import TYPE_CHECKING
 
 from tests.support.filter import REPO, FilterProcess, start_filter
-from tests.support.ports import free_port
+from tests.support.ports import free_port, wait_port
 from tests.support.postfix import PostfixInstance, start_postfix
 
 if TYPE_CHECKING:
@@ -70,6 +70,13 @@ def start_door(
             extra=args,
         )
     except BaseException:
+        postfix.stop()
+        raise
+    try:
+        # start_filter waited for the first listener only.
+        wait_port(door_port)
+    except BaseException:
+        flt.stop()
         postfix.stop()
         raise
     return postfix, flt, args
