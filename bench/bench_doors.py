@@ -71,7 +71,7 @@ def start(root: Path, door: str, clamd: str, spamd: str):  # noqa: ANN201
         listen: list[str] = []
     else:
         snippet = (REPO / f"deploy/postfix/{door}.cf.snippet").read_text()
-        for port in ("10024", "10026"):
+        for port in ("10024", "10027"):
             snippet = snippet.replace(port, str(door_port))
         pf = start_postfix(
             root / "pf", plain, extra_main=snippet, content_filter=False

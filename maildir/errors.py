@@ -5,10 +5,14 @@ delivery. It carries `temporary` (retry later) and an RFC 3463 enhanced
 status code (`dsn`), plus the sysexits(3) value a mailbox_command must exit
 with. The errno mapping follows Postfix `mbox_dsn()` and qmail
 `error_temp()` (docs/maildir-on-shared-storage.md, "Error classification"),
-with one deliberate change: an errno we do not know is *temporary*, because a
-misconfigured or missing cluster mount must defer mail, never bounce it.
-Whether over-quota is temporary is the caller's policy; this module only names
-the codes.
+with two deliberate changes: an errno we do not know is *temporary*, because
+a misconfigured or missing cluster mount must defer mail, never bounce it;
+and EDQUOT is temporary (4.2.2, as qmail has it, not Postfix's 5.2.2): on
+shared storage it is the filesystem's user, group or project quota, often
+covering many mailboxes, and it clears when an admin raises it or mail is
+expunged, so a bounce would return every message of the outage to its
+sender. Whether the Maildir++ quota is temporary is the caller's policy
+(`over_quota`); this module only names the codes.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ _TEMPORARY = {
     errno.ENOTDIR: "4.2.0",
     errno.EROFS: "4.3.0",
     errno.ENOSPC: "4.3.0",
+    errno.EDQUOT: "4.2.2",  # mailbox (filesystem quota) full, for now
     errno.EIO: "4.3.0",
     errno.EINTR: "4.3.0",
     errno.ETIMEDOUT: "4.3.0",
@@ -46,9 +51,9 @@ _TEMPORARY = {
     errno.EBUSY: "4.3.0",
 }
 
-# Permanent: the mailbox itself refuses this message (Postfix: 5.2.2).
+# Permanent: the mailbox refuses this very message, whatever the fill
+# level (file larger than the filesystem allows; Postfix: 5.2.2).
 _PERMANENT = {
-    errno.EDQUOT: "5.2.2",
     errno.EFBIG: "5.2.2",
 }
 

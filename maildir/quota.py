@@ -9,6 +9,11 @@ is missing its totals, is >= 5120 bytes, or the totals say "over" and the
 file has more than one usage line or is at least 15 minutes old. The scheme
 is lock-free and approximate by design; it never blocks a delivery.
 
+The file is only ever replaced whole (a new file renamed over it) and
+always keeps the limit as line 1: the limit lives nowhere else, so a file
+removed by a racing recount would lift the quota for good. Courier can
+unlink it because it rebuilds line 1 from the account database; we cannot.
+
 Quota applies only when `maildirsize` exists (set it with `set_quota`).
 Folders (`maildirfolder` marker) are accounted in the parent's file, which
 is why callers pass the Maildir root, never a folder path. Trash is excluded.
@@ -28,6 +33,8 @@ from pathlib import Path
 FILENAME = "maildirsize"
 MAX_FILE = 5120
 STALE_SECS = 15 * 60
+# Recounts raced by a delivery or an expunge before settling for the last.
+RECOUNT_TRIES = 3
 _SIZE_IN_NAME = re.compile(r",S=(\d+)")
 _EXCLUDED = {".Trash"}
 
@@ -143,11 +150,7 @@ def _mtimes(dirs: list[Path]) -> list[int]:
     return out
 
 
-def recalculate(root: str | os.PathLike[str], quota: Quota) -> Usage:
-    """Count the mailbox and replace maildirsize (Courier's algorithm)."""
-    base = Path(root)
-    dirs = _scan_dirs(base)
-    before = _mtimes(dirs)
+def _count(dirs: list[Path]) -> tuple[int, int]:
     size = count = 0
     for d in dirs:
         try:
@@ -161,12 +164,29 @@ def recalculate(root: str | os.PathLike[str], quota: Quota) -> Usage:
             if got is not None:
                 size += got
                 count += 1
-    _write_file(base, f"{quota.definition()}\n{size} {count}\n")
-    if _mtimes(dirs) != before:
-        # A delivery or expunge raced the scan: our totals may be wrong,
-        # so leave no file and let the next delivery recount (Courier).
-        (base / FILENAME).unlink(missing_ok=True)
-    return Usage(quota, size, count, 1, 0, time.time())
+    return size, count
+
+
+def recalculate(root: str | os.PathLike[str], quota: Quota) -> Usage:
+    """Count the mailbox and replace maildirsize (Courier's algorithm)."""
+    base = Path(root)
+    for attempt in range(1, RECOUNT_TRIES + 1):
+        dirs = _scan_dirs(base)
+        before = _mtimes(dirs)
+        size, count = _count(dirs)
+        text = f"{quota.definition()}\n{size} {count}\n"
+        if attempt == RECOUNT_TRIES:
+            # Still racing: keep these totals (off by the racing messages
+            # at most) plus an empty usage line. Two lines make the next
+            # "over" verdict recount instead of trusting them (see check).
+            text += "0 0\n"
+        # Written before the second look at the directories: a delivery
+        # that appended its line to the file we replace is seen as a race.
+        _write_file(base, text)
+        if _mtimes(dirs) == before:
+            break
+    lines = text.count("\n") - 1
+    return Usage(quota, size, count, lines, len(text), time.time())
 
 
 def _write_file(base: Path, text: str) -> None:
@@ -200,7 +220,8 @@ def check(
     usage = read(root)
     if usage is None:
         return True
-    if usage.file_size >= MAX_FILE:
+    # No usage line at all: `maildirmake -q` writes only the limit.
+    if usage.file_size >= MAX_FILE or usage.lines == 0:
         usage = recalculate(root, usage.quota)
     if not usage.over(size, count):
         return True

@@ -4,15 +4,19 @@
   ones stay (a typo must not stop mail). Open connections are not touched:
   each message uses the context it started with.
 - SIGTERM stops accepting, lets in-flight messages finish within
-  `shutdown_timeout`, and then closes what is left; Postfix retries those
-  (aiosmtpd's own stop() cancels everything at once; see
-  docs/performance-and-reliability.md, "aiosmtpd").
+  `shutdown_timeout` (those whose client has gone too), and then closes
+  what is left; Postfix retries those (aiosmtpd's own stop() cancels
+  everything at once; see docs/performance-and-reliability.md, "aiosmtpd").
+- `max_connections` bounds connections and, separately, messages in
+  progress (`smtp.slots`): a message keeps its slot until its processing
+  ends, even when its client went away after the final dot.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ctypes
+import dataclasses
 import functools
 import logging
 import signal
@@ -22,6 +26,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from mailfilter import config as configmod
 from mailfilter.addresses import parse_endpoint
+from mailfilter.auth import setup as authsetup
 from mailfilter.decision.policyfile import load_policy
 from mailfilter.downstream.reinject import Downstream
 from mailfilter.milter import server as milter_server
@@ -29,10 +34,14 @@ from mailfilter.ops import metrics as metricsmod
 from mailfilter.pipeline import Context, Pipeline
 from mailfilter.smtp import replies
 from mailfilter.smtp.server import FilterSMTP
+from mailfilter.smtp.slots import ProcessingSlots
 from mailfilter.store.quarantine import Quarantine
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
     from mailfilter.addresses import Endpoint
+    from mailfilter.auth import bank as authbank
     from mailfilter.config import Config
     from mailfilter.decision.policy import Policy
     from mailfilter.ops.metrics import MetricsSink
@@ -98,7 +107,8 @@ def build_context(
     policy = load_policy(Path(config.policy))
     host = myhostname(config)
     domain = host.partition(".")[2] or host
-    return Context(
+    inbound, originating = authsetup.banks(config, host)
+    context = Context(
         policy=policy,
         scanners=build_scanners(config, policy),
         downstream=Downstream(
@@ -112,7 +122,34 @@ def build_context(
         virus_scanned=config.virus_scanned_header.format(domain=domain),
         scan_timeout=config.scan_timeout,
         forward_timeout=config.forward_timeout,
+        bank=inbound,
     )
+    _add_originating_bank(config, context, originating)
+    return context
+
+
+def _add_originating_bank(
+    config: Config, context: Context, bank: authbank.Bank
+) -> None:
+    """The ORIGINATING bank's context, keyed by its listeners."""
+    from mailfilter.scan.banned import BannedScanner
+
+    policy = context.policy
+    if config.originating_policy:
+        policy = load_policy(Path(config.originating_policy))
+    # clamd and spamd connections are shared; only the banned-file rules
+    # come from the bank's own policy.
+    scanners: list[Scanner] = [
+        BannedScanner(policy.banned) if s.name == "banned" else s
+        for s in context.scanners
+        if s.name in config.originating_scanners
+    ]
+    originating = dataclasses.replace(
+        context, policy=policy, scanners=scanners, bank=bank, banks={}
+    )
+    for text in config.listen_originating:
+        endpoint = parse_endpoint(text)
+        context.banks[endpoint.host, endpoint.port] = originating
 
 
 class Service:
@@ -134,23 +171,9 @@ class Service:
         self._servers: list[asyncio.Server] = []
         self._sessions: set[_Session] = set()
         self._stopping = asyncio.Event()
-        # Set while no message is being processed (for the drain).
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._busy = 0
+        self.slots = ProcessingSlots(lambda: self.config.max_connections)
         # Contexts replaced by SIGHUP, closed once their messages are done.
         self._retiring: dict[asyncio.Task[None], Context] = {}
-
-    def message_started(self) -> None:
-        """A session began processing a message."""
-        self._busy += 1
-        self._idle.clear()
-
-    def message_done(self) -> None:
-        """A session finished processing a message."""
-        self._busy -= 1
-        if self._busy == 0:
-            self._idle.set()
 
     async def start(self) -> list[tuple[str, int]]:
         """Bind every listener; returns the bound addresses."""
@@ -162,7 +185,7 @@ class Service:
             self.config.policy,
             " (the built-in default)" if builtin else "",
         )
-        for text in self.config.listen:
+        for text in (*self.config.listen, *self.config.listen_originating):
             endpoint = parse_endpoint(text)
             lmtp = endpoint.proto == "lmtp"
             if endpoint.door == "milter":
@@ -183,10 +206,13 @@ class Service:
                 addr = (endpoint.path, 0)
             bound.append((addr[0], addr[1]))
             log.info(
-                "listening on %s:%s (%s)",
+                "listening on %s:%s (%s, %s)",
                 addr[0],
                 addr[1],
                 endpoint.door or ("LMTP" if lmtp else "SMTP"),
+                "ORIGINATING"
+                if text in self.config.listen_originating
+                else "INBOUND",
             )
         return bound
 
@@ -203,12 +229,13 @@ class Service:
     async def _milter_process(
         self, envelope: Envelope, keep: Downstream
     ) -> list[str]:
-        """A message through the milter door, counted for the drain."""
-        self.message_started()
+        """A message through the milter door, in a processing slot."""
+        if not await self.slots.admit():
+            return [replies.BUSY]
         try:
             return await self.pipeline.process(envelope, "milter", keep)
         finally:
-            self.message_done()
+            self.slots.release()
 
     def _factory(self, endpoint: Endpoint, lmtp: bool) -> _Session:
         try:
@@ -280,10 +307,11 @@ class Service:
             server.close()
         try:
             async with asyncio.timeout(self.config.shutdown_timeout):
-                await self._idle.wait()
+                await self.slots.idle.wait()
         except TimeoutError:
             log.warning(
-                "(!)shutdown: %d messages still in flight get 421", self._busy
+                "(!)shutdown: %d messages still in flight get 421",
+                self.slots.busy,
             )
         for session in list(self._sessions):
             session.say_goodbye()
@@ -302,6 +330,9 @@ class _Session(FilterSMTP):
     def __init__(self, service: Service, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._service = service
+        self._holders = 0
+        self._uncounted = self._process
+        self._process = self._counted
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Past max_connections: 421 and close (Postfix retries)."""
@@ -328,12 +359,41 @@ class _Session(FilterSMTP):
         super().connection_lost(error)
 
     async def smtp_DATA(self, arg: str | None) -> None:
-        """Count the message as in flight while it is processed."""
-        self._service.message_started()
+        """Hold a processing slot from DATA until processing ends.
+
+        Two holders share the slot: this command (until the reply is
+        sent, or the client is gone) and the processing task (until the
+        message is done, even when nobody waits for it any more). It is
+        given back when both have let go, so the drain on SIGTERM waits
+        for orphaned processing, and never cuts a reply about to be sent.
+        """
+        # Waiting for a slot is not idleness.
+        self._reset_timeout(self._busy_timeout)
+        if not await self._service.slots.admit():
+            await self._reply(replies.BUSY)
+            return
+        self._holders = 1
         try:
             await super().smtp_DATA(arg)
         finally:
-            self._service.message_done()
+            self._let_go()
+
+    def _counted(self, envelope: Envelope) -> Awaitable[list[str]]:
+        # Called synchronously as the processing task is created: the
+        # task holds the slot from then on, with no await in between.
+        self._holders += 1
+        return self._process_then_let_go(envelope)
+
+    async def _process_then_let_go(self, envelope: Envelope) -> list[str]:
+        try:
+            return await self._uncounted(envelope)
+        finally:
+            self._let_go()
+
+    def _let_go(self) -> None:
+        self._holders -= 1
+        if self._holders == 0:
+            self._service.slots.release()
 
     def say_goodbye(self) -> None:
         """421 and close (shutdown)."""

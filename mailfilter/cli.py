@@ -51,9 +51,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "mailfilter lmtp-deliver --listen HOST:PORT --root-template T",
         "LMTP server delivering into Maildirs on shared storage",
     ),
+    "dkim": (
+        "mailfilter dkim genkey|check DOMAIN SELECTOR [--ed25519]",
+        "make a DKIM signing key and its DNS record, or check the record",
+    ),
 }
 # These parse their own arguments (and answer their own --help).
-_DELEGATED = ("availability", "probe", "lmtp-deliver")
+_DELEGATED = ("availability", "probe", "lmtp-deliver", "dkim")
 _SUBCOMMANDS = tuple(c for c in COMMANDS if c not in _DELEGATED)
 
 
@@ -85,6 +89,10 @@ def _delegate(name: str) -> Callable[[list[str]], int]:
         from mailfilter.ops.probe_cli import main as probe
 
         return probe
+    if name == "dkim":
+        from mailfilter.ops.dkimcli import main as dkim
+
+        return dkim
     from mailfilter.delivery.cli import main as lmtp
 
     return lmtp
@@ -223,11 +231,17 @@ def _show_policy(
 
 
 def _release(config: configmod.Config, args: Any, _: dict[str, Any]) -> int:
+    from mailfilter import logsetup
     from mailfilter.store.release import release
 
     if not args.argument:
         print("mailfilter: release needs a MAIL_ID", file=sys.stderr)
         return 2
+    # The release line goes where the service's lines go (same ident), so
+    # log parsers and admins see releases next to the blocks they undo.
+    logsetup.setup(
+        to=config.log_to, ident=config.log_ident, level=config.log_level
+    )
     return asyncio.run(release(config, args.argument, args.to))
 
 

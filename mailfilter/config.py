@@ -106,8 +106,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "max_connections",
         20,
-        "Concurrent SMTP sessions accepted; more get 421 4.3.2. Size the "
-        "chain: Postfix maxproc <= this <= clamd MaxThreads, spamd children.",
+        "Concurrent SMTP sessions accepted (more get 421 4.3.2), and messages "
+        "in progress, counting those whose client has gone: a DATA beyond "
+        "it waits for a slot, then gets 451 4.3.2. Size the chain: Postfix "
+        "maxproc <= this <= clamd MaxThreads, spamd children.",
     ),
     Setting(
         "max_recipients",
@@ -167,12 +169,116 @@ SETTINGS: tuple[Setting, ...] = (
         "Prometheus endpoint HOST:PORT; empty turns it off. Keep it on "
         "loopback.",
     ),
+    # Mail authentication and policy banks (mailfilter/auth/).
+    Setting(
+        "listen_originating",
+        ["127.0.0.1:10026"],
+        "Listeners of the ORIGINATING bank: mail our own users send "
+        "(submission, mynetworks), as amavis's $policy_bank{'ORIGINATING'}. "
+        "Every `listen` endpoint is the INBOUND bank. Empty: none.",
+    ),
+    Setting(
+        "originating_policy",
+        "",
+        "Policy file of the ORIGINATING bank; empty means `policy`.",
+    ),
+    Setting(
+        "originating_scanners",
+        ["banned", "clamav", "spamassassin"],
+        "Scanners of the ORIGINATING bank, among those configured "
+        "(banned, clamav, spamassassin).",
+    ),
+    Setting(
+        "inbound_verify",
+        True,
+        "INBOUND bank: check DKIM, ARC, SPF and DMARC and add one "
+        "Authentication-Results field.",
+    ),
+    Setting(
+        "inbound_sign",
+        False,
+        "INBOUND bank: DKIM-sign what passes (normally off).",
+    ),
+    Setting(
+        "originating_verify",
+        False,
+        "ORIGINATING bank: check DKIM, ARC, SPF and DMARC (normally off).",
+    ),
+    Setting(
+        "originating_sign",
+        True,
+        "ORIGINATING bank: DKIM-sign with every key of the From domain "
+        "(or its nearest parent with keys); without a key the message "
+        "passes unsigned and the log says so.",
+    ),
+    Setting(
+        "inbound_dmarc_reject",
+        "quarantine",
+        "INBOUND bank: what a DMARC failure under the sender's p=reject "
+        "does: none (header only), tag (subject tag), quarantine "
+        "(discard with a quarantine copy) or reject (554, with a copy).",
+    ),
+    Setting(
+        "originating_dmarc_reject",
+        "none",
+        "ORIGINATING bank: the same, when originating_verify is on.",
+    ),
+    Setting(
+        "dkim_keys",
+        "/etc/mailfilter/dkim",
+        "DKIM private keys: DIR/DOMAIN/SELECTOR.key, mode 0600, written by "
+        "`mailfilter dkim genkey`. Read at start and on SIGHUP.",
+    ),
+    Setting(
+        "authserv_id",
+        "",
+        "authserv-id of our Authentication-Results field; empty means the "
+        "hostname. Fields carrying it that arrive with a message are "
+        "removed, so they cannot be forged.",
+    ),
+    Setting(
+        "dns_servers",
+        ["127.0.0.1"],
+        "DNS servers for the checks, HOST or HOST:PORT: a local caching "
+        "resolver (unbound) by default, as mail servers need one; empty "
+        "means those of /etc/resolv.conf.",
+    ),
+    Setting(
+        "dns_timeout",
+        2.0,
+        "Seconds one DNS server gets for one query before the next try.",
+    ),
+    Setting(
+        "dns_budget",
+        8.0,
+        "Seconds all DNS lookups of one message may take together; past "
+        "it the checks say temperror and the mail goes on.",
+    ),
+    Setting(
+        "dns_lookups",
+        40,
+        "DNS lookups one message may make (SPF alone allows 10 terms).",
+    ),
+    Setting(
+        "local_domains",
+        [],
+        "Our domains (amavis @local_domains_maps): spam header fields and "
+        "subject tags go to recipients in these (and their subdomains) "
+        "only. Empty: every recipient counts as local.",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
 
 # The default policy, shipped as package data (policy/default.toml in the
 # source tree is a link to it).
+# List settings of mail authentication, kept as tuples in Config.
+_AUTH_LISTS = (
+    "listen_originating",
+    "originating_scanners",
+    "dns_servers",
+    "local_domains",
+)
 BUILTIN_POLICY = Path(__file__).parent / "data" / "default-policy.toml"
 
 
@@ -202,6 +308,22 @@ class Config:
     shutdown_timeout: float
     milter_discard: str
     metrics: str
+    listen_originating: tuple[str, ...]
+    originating_policy: str
+    originating_scanners: tuple[str, ...]
+    inbound_verify: bool
+    inbound_sign: bool
+    originating_verify: bool
+    originating_sign: bool
+    inbound_dmarc_reject: str
+    originating_dmarc_reject: str
+    dkim_keys: str
+    authserv_id: str
+    dns_servers: tuple[str, ...]
+    dns_timeout: float
+    dns_budget: float
+    dns_lookups: int
+    local_domains: tuple[str, ...]
     source: str = "defaults"
 
 
@@ -212,6 +334,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         kwargs: dict[str, Any] = {"default": None, "help": setting.help}
         if isinstance(setting.default, list):
             kwargs["action"] = "append"
+        elif isinstance(setting.default, bool):
+            kwargs["type"] = _flag_bool
         elif isinstance(setting.default, (int, float)):
             kwargs["type"] = type(setting.default)
         parser.add_argument(setting.flag, dest=setting.name, **kwargs)
@@ -227,7 +351,8 @@ def load(path: str | None, overrides: dict[str, Any] | None = None) -> Config:
     for name, value in (overrides or {}).items():
         if name in _BY_NAME and value is not None:
             values[name] = _check(source, name, value)
-    values["listen"] = tuple(values["listen"])
+    for name in ("listen", *_AUTH_LISTS):
+        values[name] = tuple(values[name])
     # No policy installed and none named: the default that ships inside
     # the package, so a fresh `pip install` runs. The path is shown by
     # show-config and logged at start-up, so it is never a surprise.
@@ -255,6 +380,13 @@ def _check(source: str, key: str, value: Any) -> Any:
     if setting is None:
         raise ConfigError(f"{source}: {key}: unknown setting")
     want = type(setting.default)
+    if want is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(
+                f"{source}: {key}: expected true or false, "
+                f"got {type(value).__name__}"
+            )
+        return value
     if (
         want is float
         and isinstance(value, int)
@@ -286,6 +418,10 @@ def _validate(source: str, values: dict[str, Any]) -> None:
     ]
     if values["metrics"]:
         endpoints.append(("metrics", values["metrics"], False))
+    endpoints += [
+        (f"listen_originating[{i}]", text, False)
+        for i, text in enumerate(values["listen_originating"])
+    ]
     for key, text, unix_ok in endpoints:
         try:
             parse_endpoint(text, unix_ok=unix_ok)
@@ -293,6 +429,7 @@ def _validate(source: str, values: dict[str, Any]) -> None:
             raise ConfigError(f"{source}: {key}: {exc}") from exc
     if values["milter_discard"] not in ("drop", "hold"):
         raise ConfigError(f"{source}: milter_discard: must be drop or hold")
+    _validate_auth(source, values)
     if values["log_to"] not in ("syslog", "stderr"):
         raise ConfigError(f"{source}: log_to: must be syslog or stderr")
     for key in ("max_connections", "max_recipients", "message_size_limit"):
@@ -303,6 +440,30 @@ def _validate(source: str, values: dict[str, Any]) -> None:
             f"{source}: scan_timeout + forward_timeout must stay below "
             "Postfix's smtp_data_done_timeout (600 s)"
         )
+
+
+def _validate_auth(source: str, values: dict[str, Any]) -> None:
+    from mailfilter.auth.bank import DMARC_ACTIONS
+
+    for key in ("inbound_dmarc_reject", "originating_dmarc_reject"):
+        if values[key] not in DMARC_ACTIONS:
+            raise ConfigError(
+                f"{source}: {key}: one of {', '.join(DMARC_ACTIONS)}"
+            )
+    for name in values["originating_scanners"]:
+        if name not in ("banned", "clamav", "spamassassin"):
+            raise ConfigError(
+                f"{source}: originating_scanners: unknown scanner {name!r}"
+            )
+    both = set(values["listen"]) & set(values["listen_originating"])
+    if both:
+        raise ConfigError(
+            f"{source}: listen_originating: {min(both)} is also an "
+            "INBOUND listener"
+        )
+    for key in ("dns_timeout", "dns_budget", "dns_lookups"):
+        if values[key] <= 0:
+            raise ConfigError(f"{source}: {key}: must be positive")
 
 
 def example() -> str:
@@ -332,7 +493,17 @@ def show(config: Config) -> str:
     return "\n".join(out)
 
 
+def _flag_bool(text: str) -> bool:
+    """--flag yes|no|true|false (argparse's bool() takes "no" as true)."""
+    word = text.lower()
+    if word not in ("yes", "no", "true", "false"):
+        raise ValueError(text)
+    return word in ("yes", "true")
+
+
 def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, str):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(value, (list, tuple)):

@@ -8,6 +8,14 @@ only after the outcome is durable: passed mail accepted by 10025, blocked mail
 quarantined. Anything that is not a verdict on the message - a scanner down,
 10025 down, our own bug - ends in a 4xx, so Postfix keeps the mail and retries
 (docs/engineering-rules.md, Rule 1).
+
+With SMTP input one reply covers every recipient, and a 4xx makes Postfix
+send the whole message again. So a 4xx is given only while nothing has been
+delivered: every group is decided before any is reinjected, nothing is
+reinjected when a group must tempfail, forwarding stops at the first failed
+group, and once a copy is delivered no later failure (another group, the
+DSN, our own bug) turns into a 4xx; the recipients it cost are reported to
+the sender instead (`answers.settle_after_delivery`).
 """
 
 from __future__ import annotations
@@ -15,9 +23,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
+from mailfilter.auth import bank as authbank
+from mailfilter.auth import step as authstep
 from mailfilter.decision import amavislog, answers, doors, headers, mailid
 from mailfilter.decision.decide import decide
 from mailfilter.decision.outcome import Job, Outcome, added_fields, log_outcome
@@ -27,9 +37,7 @@ from mailfilter.decision.verdict import (
     ScanResult,
 )
 from mailfilter.downstream import dsn
-from mailfilter.downstream.reinject import DownstreamError, Reply
-from mailfilter.smtp import replies
-from mailfilter.smtp.envelope import Recipient
+from mailfilter.downstream.reinject import DownstreamError
 from mailfilter.smtp.wire import has_bare_line_ends, normalise_line_ends
 
 if TYPE_CHECKING:
@@ -58,6 +66,10 @@ class Context:
     virus_scanned: str
     scan_timeout: float
     forward_timeout: float
+    # Policy banks (mailfilter/auth/bank.py): this context's bank, and the
+    # contexts of the other banks by listener address.
+    bank: authbank.Bank = field(default_factory=lambda: authbank.Bank("-"))
+    banks: dict[tuple[str, int], Context] = field(default_factory=dict)
 
 
 class Pipeline:
@@ -74,35 +86,57 @@ class Pipeline:
     ) -> list[str]:
         """Never raises: our own failure is a tempfail, logged.
 
+        Unless a copy was delivered already: then the delivered
+        recipients keep their 2xx (a 4xx would duplicate them).
+
         `door` selects the policy bank; the milter door passes its own
         `downstream` (Postfix keeps the message) and gets one answer per
         recipient (docs/milter.md).
         """
         log_id = mailid.log_id()
         ctx = self.context  # one snapshot per message, even across SIGHUP
+        ctx = ctx.banks.get(envelope.local_addr, ctx)
         policy = doors.for_door(ctx.policy, door)
         if policy is not ctx.policy or downstream is not None:
             ctx = replace(
                 ctx, policy=policy, downstream=downstream or ctx.downstream
             )
+        outcome = Outcome()
         with ctx.metrics.in_flight():
             try:
                 return await self._process(
-                    ctx, envelope, log_id, door == doors.MILTER
+                    ctx, envelope, log_id, outcome, door == doors.MILTER
                 )
             except Exception as exc:
                 log.exception("(%s) (!!)TROUBLE in check_mail", log_id)
-                reply = replies.TEMPFAIL_INTERNAL.format(
+                if outcome.delivered and not envelope.lmtp:
+                    log.error(  # noqa: TRY400 - the traceback is above
+                        "(%s) (!!)answering 2xx: copies were delivered, a 4xx "
+                        "would duplicate them; recipients without a final "
+                        "outcome: %s",
+                        log_id,
+                        [
+                            r.address
+                            for i, r in enumerate(envelope.recipients)
+                            if i not in outcome.delivered
+                        ],
+                    )
+                return answers.after_trouble(
+                    outcome.replies,
+                    outcome.delivered,
+                    len(envelope.recipients),
+                    lmtp=envelope.lmtp,
                     log_id=log_id,
-                    section="check_mail",
                     error=type(exc).__name__,
-                )
-                return [reply] * (
-                    len(envelope.recipients) if envelope.lmtp else 1
                 )
 
     async def _process(
-        self, ctx: Context, envelope: Envelope, log_id: str, each_rcpt: bool
+        self,
+        ctx: Context,
+        envelope: Envelope,
+        log_id: str,
+        outcome: Outcome,
+        each_rcpt: bool = False,
     ) -> list[str]:
         start = time.monotonic()
         mail_id = mailid.mail_id()
@@ -113,20 +147,43 @@ class Pipeline:
             # (docs/performance-and-reliability.md, "SMTP smuggling").
             content = normalise_line_ends(content)
             dot_lines = True  # new line starts: search again when stuffing
+        verified = await authstep.verify(ctx.bank, envelope, content, log_id)
+        if verified is not None:
+            content = verified.content  # forged Authentication-Results gone
         results = await self._scan(ctx, content)
         decisions = [
-            decide(results, ctx.policy, r.address) for r in envelope.recipients
+            authbank.for_recipient(
+                ctx.bank,
+                decide(results, ctx.policy, r.address),
+                verified.results if verified else None,
+                r.address,
+            )
+            for r in envelope.recipients
         ]
         groups: dict[Decision, list[int]] = {}
         for index, decision in enumerate(decisions):
             groups.setdefault(decision, []).append(index)
-        quarantine = await self._quarantine(ctx, envelope, decisions, mail_id)
-        outcome = Outcome()
         spam = next((r.spam for r in results if r.spam is not None), None)
+        if not envelope.lmtp and any(
+            d.action is Action.TEMPFAIL for d in groups
+        ):
+            # One group must be retried, so all are: nothing reinjected or
+            # quarantined now, or each retry would add another copy.
+            job = Job(envelope, content, log_id, mail_id, "", spam, dot_lines)
+            return self._tempfail_all(ctx, job, groups, results, start)
+        quarantine = await self._quarantine(ctx, envelope, decisions, mail_id)
         job = Job(
-            envelope, content, log_id, mail_id, quarantine, spam, dot_lines
+            envelope, content, log_id, mail_id, quarantine, spam, dot_lines,
+            verified.field if verified else b"",
         )
-        for decision, indexes in groups.items():
+        # Blocked groups first (no I/O), then the ones to reinject.
+        for decision, indexes in sorted(
+            groups.items(), key=lambda g: g[0].action is Action.PASS
+        ):
+            if outcome.failed and not (outcome.delivered or envelope.lmtp):
+                # A 4xx is coming for everyone: deliver nothing more.
+                self._not_tried(ctx, decision, indexes, outcome)
+                continue
             await self._act(ctx, job, decision, indexes, outcome)
         elapsed = int((time.monotonic() - start) * 1000)
         log_outcome(job, results, outcome, elapsed)
@@ -135,47 +192,70 @@ class Pipeline:
         ]
         if envelope.lmtp or each_rcpt:
             return per_rcpt
+        settled = answers.settle_after_delivery(
+            per_rcpt, outcome.delivered, log_id
+        )
+        if settled != per_rcpt:
+            log.error(
+                "(%s) (!!)not retried, others delivered; reported to the "
+                "sender: %s",
+                log_id,
+                [
+                    r.address
+                    for r, old, new in zip(
+                        envelope.recipients, per_rcpt, settled, strict=True
+                    )
+                    if old != new
+                ],
+            )
+        per_rcpt = settled
         reply = answers.one_response_for_all(per_rcpt, log_id)
         if reply.startswith("2"):
-            await self._bounce(ctx, job, per_rcpt)
+            await dsn.report_refused(
+                ctx.downstream,
+                envelope,
+                per_rcpt,
+                myhostname=ctx.myhostname,
+                mail_id=mail_id,
+                log_id=log_id,
+                seconds=ctx.forward_timeout,
+            )
         return [reply]
 
-    async def _bounce(
-        self, ctx: Context, job: Job, per_rcpt: list[str]
+    def _tempfail_all(
+        self,
+        ctx: Context,
+        job: Job,
+        groups: dict[Decision, list[int]],
+        results: list[ScanResult],
+        start: float,
+    ) -> list[str]:
+        """SMTP input with a group to tempfail: one 4xx, nothing done."""
+        outcome = Outcome()
+        first = next(d for d in groups if d.action is Action.TEMPFAIL)
+        reply = answers.blocked(first, job.log_id)
+        for decision, indexes in groups.items():
+            for i in indexes:
+                outcome.replies[i] = reply
+            outcome.blocked.append((decision, indexes, "tempfail"))
+            ctx.metrics.count_message(decision.verdict.value, "tempfail")
+        elapsed = int((time.monotonic() - start) * 1000)
+        log_outcome(job, results, outcome, elapsed)
+        return [reply]
+
+    def _not_tried(
+        self,
+        ctx: Context,
+        decision: Decision,
+        indexes: list[int],
+        outcome: Outcome,
     ) -> None:
-        """Mixed outcome under SMTP: report refused recipients ourselves."""
-        envelope = job.envelope
-        failed = [
-            (rcpt, Reply(int(text[:3]), text[4:]))
-            for rcpt, text in zip(envelope.recipients, per_rcpt, strict=True)
-            if text.startswith("5") and dsn.wanted(envelope, rcpt)
-        ]
-        if not failed:
-            return
-        notice = dsn.build(
-            envelope, failed, reporting_mta=ctx.myhostname, mail_id=job.mail_id
-        )
-        try:
-            async with asyncio.timeout(ctx.forward_timeout):
-                await ctx.downstream.deliver(
-                    "", (Recipient(envelope.sender),), notice
-                )
-        except (DownstreamError, TimeoutError) as exc:
-            # The others are delivered already: a 4xx now would duplicate
-            # them. Say it loudly instead.
-            log.error(  # noqa: TRY400 - a known failure, no traceback
-                "(%s) (!!)DSN to <%s> failed: %s",
-                job.log_id,
-                envelope.sender,
-                exc,
-            )
-            return
-        log.info(
-            "(%s) DSN sent to <%s> for %d refused recipient(s)",
-            job.log_id,
-            envelope.sender,
-            len(failed),
-        )
+        """A group left alone because an earlier one failed (SMTP input)."""
+        reply = outcome.replies[outcome.failed[0]]
+        for i in indexes:
+            outcome.replies[i] = reply
+        outcome.blocked.append((decision, indexes, "mta"))
+        ctx.metrics.count_message("MTA-BLOCKED", "tempfail")
 
     async def _scan(self, ctx: Context, content: bytes) -> list[ScanResult]:
         async def one(scanner: Scanner) -> ScanResult:
@@ -192,6 +272,8 @@ class Pipeline:
             )
             return result
 
+        if not ctx.scanners:
+            return []  # a bank with no scanners (asyncio.wait needs one)
         tasks = [asyncio.ensure_future(one(s)) for s in ctx.scanners]
         done, pending = await asyncio.wait(tasks, timeout=ctx.scan_timeout)
         for task in pending:
@@ -266,6 +348,10 @@ class Pipeline:
             strip_spam=decision.tag_level is not None,
             subject_tag=decision.subject_tag,
         )
+        # Signed last, over exactly the bytes reinjected.
+        prefix = await authstep.signed(
+            ctx.bank, job.auth_field + prefix, body, log_id
+        )
         began = time.monotonic()
         try:
             async with asyncio.timeout(ctx.forward_timeout):
@@ -285,6 +371,7 @@ class Pipeline:
             )
             for i in indexes:
                 outcome.replies[i] = reply
+            outcome.failed.extend(indexes)
             outcome.blocked.append((decision, indexes, "mta"))
             ctx.metrics.count_message("MTA-BLOCKED", "tempfail")
             log.warning("(%s) (!)FWD failed: %s", log_id, reply)
@@ -296,6 +383,9 @@ class Pipeline:
                 answer, log_id, ctx.downstream.label
             )
             if answer.code < 300:
+                outcome.delivered.append(i)
                 queued.append(amavislog.queued_as(str(answer)))
+            elif answer.code < 500:
+                outcome.failed.append(i)
         outcome.passed.append((decision, indexes, queued))
         ctx.metrics.count_message(decision.verdict.value, "pass")

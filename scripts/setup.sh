@@ -21,6 +21,8 @@ PACKAGES=(
   p7zip-full unar cabextract arj xz-utils bzip2  # archive members
   iproute2 util-linux strace  # namespaces (unshare) in the maildir tests
   python3-venv
+  unbound            # a real DNS server with test zones (mail authentication)
+  libmail-dkim-perl libcryptx-perl  # an independent DKIM verifier (Ed25519 too)
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -118,3 +118,51 @@ def one_response_for_all(per_rcpt: list[str], log_id: str) -> str:
             count=len(discards), what="DISCARD"
         )
     return reply
+
+
+def settle_after_delivery(
+    per_rcpt: list[str], delivered: list[int], log_id: str
+) -> list[str]:
+    """SMTP input: no 4xx once any recipient's copy is delivered.
+
+    A 4xx would make Postfix send the whole message again, duplicating
+    the delivered copies. The recipients that failed temporarily become
+    `NOT_DELIVERED_AFTER_PARTIAL` (5xx), which the mixed reply notes and
+    the DSN reports to the sender.
+    """
+    if not delivered:
+        return per_rcpt
+    return [
+        replies.NOT_DELIVERED_AFTER_PARTIAL.format(
+            log_id=log_id, detail=safe(text)
+        )
+        if text.startswith("4")
+        else text
+        for text in per_rcpt
+    ]
+
+
+def after_trouble(
+    known: dict[int, str],
+    delivered: list[int],
+    count: int,
+    *,
+    lmtp: bool,
+    log_id: str,
+    error: str,
+) -> list[str]:
+    """The replies when our own code failed part-way through a message.
+
+    Nothing delivered: a 4xx for all (Postfix retries). Something
+    delivered: LMTP keeps the 2xx of the delivered recipients and 4xx the
+    rest; SMTP answers the first delivered reply, since a 4xx would
+    duplicate the delivered copies (the failure is logged loudly).
+    """
+    tempfail = replies.TEMPFAIL_INTERNAL.format(
+        log_id=log_id, section="check_mail", error=safe(error)
+    )
+    if lmtp:
+        return [known[i] if i in delivered else tempfail for i in range(count)]
+    if delivered:
+        return [known[delivered[0]]]
+    return [tempfail]

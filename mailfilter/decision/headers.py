@@ -17,10 +17,13 @@ if TYPE_CHECKING:
     from mailfilter.decision.verdict import Decision, SpamReport
 
 # amavis $remove_existing_spam_headers: a sender must not be able to
-# pre-set the flag that users' filters (and our Junk routing) trust.
+# pre-set the flag that users' filters (and our Junk routing) trust. Field
+# names are matched in any letter case, with any blanks before the colon
+# (mail clients and Python's `email` accept both), together with every
+# folded continuation line; the last field may lack its line end.
 _SPAM_FIELDS = re.compile(
     rb"(?im)^X-Spam-(?:Flag|Score|Level|Status|Report|Checker-Version|Tests)"
-    rb"[ \t]*:.*\r?\n(?:[ \t].*\r?\n)*"
+    rb"[ \t]*:[^\n]*(?:\n|\Z)(?:[ \t][^\n]*(?:\n|\Z))*"
 )
 _SUBJECT = re.compile(rb"(?im)^Subject[ \t]*:[ \t]*")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -113,7 +116,7 @@ def edit(content: bytes, *, strip_spam: bool, subject_tag: str) -> bytes:
     end = header_block_end(content)
     head = content[:end]
     new_head = head
-    if strip_spam and b"X-Spam-" in head.replace(b"x-spam-", b"X-Spam-"):
+    if strip_spam and b"x-spam-" in head.lower():
         new_head = _SPAM_FIELDS.sub(b"", new_head)
     if subject_tag:
         tag = subject_tag.encode("utf-8")

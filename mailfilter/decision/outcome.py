@@ -36,6 +36,7 @@ class Job:
     quarantine: str  # where the quarantine copy is, "" if none
     spam: SpamReport | None
     dot_lines: bool = True  # a line of `content` may start with "."
+    auth_field: bytes = b""  # our Authentication-Results field, if any
 
 
 @dataclass
@@ -43,6 +44,11 @@ class Outcome:
     """Final reply per recipient and what the log line says."""
 
     replies: dict[int, str] = field(default_factory=dict)
+    # Recipients whose copy 10025 took (2xx after DATA), and those whose
+    # reinjection failed temporarily: with SMTP input a 4xx is safe only
+    # while `delivered` is empty.
+    delivered: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
     passed: list[tuple[Decision, list[int], list[str]]] = field(
         default_factory=list
     )

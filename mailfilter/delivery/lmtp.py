@@ -7,11 +7,12 @@ with `maildir.deliver` in a worker thread (fsync never blocks the loop).
 After DATA it answers once per accepted recipient (RFC 2033 §4.2).
 
 Reply policy (docs/engineering-rules.md, Rule 1): storage trouble and our own
-bugs answer 451 4.x.x so Postfix retries; only a permanent cause answers 5xx
-(over quota 552 5.2.2, unknown user 550 5.1.1 when auto-create is off, a
-malformed address 550 5.1.3). A missing mount (--mount-check) is 451, never
-"unknown user". The Maildir layer itself is `maildir`; TLS, auth and queueing
-are Postfix's.
+bugs answer 451 4.x.x so Postfix retries, a full mailbox that can clear
+(filesystem quota EDQUOT, or --quota-tempfail) 452 4.2.2; only a permanent
+cause answers 5xx (the Maildir++ quota 552 5.2.2, unknown user 550 5.1.1
+when auto-create is off, a malformed address 550 5.1.3). A missing mount
+(--mount-check) is 451, never "unknown user". The Maildir layer itself is
+`maildir`; TLS, auth and queueing are Postfix's.
 """
 
 from __future__ import annotations
@@ -29,7 +30,11 @@ from mailfilter.delivery.replies import (
     R250_RCPT,
     R451_INTERNAL,
     R451_MOUNT,
+    R451_STORE,
+    R452_MAILBOX_FULL,
     R550_BAD_ADDRESS,
+    R550_STORE,
+    R552_MAILBOX_FULL,
     R552_TOO_BIG,
 )
 from mailfilter.delivery.routing import (
@@ -43,13 +48,18 @@ from mailfilter.delivery.routing import (
 log = logging.getLogger("mailfilter.lmtp_delivery")
 
 
-
 def _reply_for(error: maildir.DeliveryError) -> str:
-    text = str(error).replace("\r", " ").replace("\n", " ")[:200]
+    """The reply for a failed delivery: 4xx whenever it may clear."""
     if error.temporary:
-        return f"451 {error.dsn} {text}"
-    code = "552" if error.dsn == "5.2.2" else "550"
-    return f"{code} {error.dsn} {text}"
+        if error.dsn == "4.2.2":
+            return R452_MAILBOX_FULL
+        template = R451_STORE
+    elif error.dsn == "5.2.2":
+        return R552_MAILBOX_FULL
+    else:
+        template = R550_STORE
+    text = str(error).replace("\r", " ").replace("\n", " ")[:200]
+    return template.format(dsn=error.dsn, reason=text)
 
 
 class DeliveryHandler:
@@ -181,4 +191,3 @@ async def start(
     return await loop.create_server(
         lambda: make_protocol(config, hostname), host, port
     )
-

@@ -21,9 +21,12 @@ from mailfilter.delivery.replies import (
 
 # Conservative: whatever ends up in a path must be boring ASCII.
 _USER = re.compile(r"[a-z0-9_][a-z0-9._=-]{0,63}")
-
-
-_DOMAIN = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,62}\.?)*[a-z0-9]?")
+# One DNS label (RFC 1035 2.3.1, digits first allowed by RFC 1123 2.1).
+# The domain is checked label by label: a single pattern for the whole
+# name with a repeated optional dot backtracks exponentially on a name
+# that fails at its end ("a" * 40 + "!"), blocking the event loop.
+_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_DOMAIN_MAX = 253  # RFC 1035 2.3.4, without the root's trailing dot
 
 
 @dataclass(frozen=True)
@@ -56,12 +59,7 @@ def resolve(config: Config, address: str) -> Target | None:
         return None
     local, _, domain = address.lower().rpartition("@")
     user, sep, ext = local.partition(config.recipient_delimiter or "\0")
-    if (
-        not _USER.fullmatch(user)
-        or ".." in user
-        or not _DOMAIN.fullmatch(domain)
-        or ".." in domain
-    ):
+    if not _USER.fullmatch(user) or ".." in user or not domain_ok(domain):
         return None
     root = config.root_template.format(
         user=user, domain=domain, address=f"{user}@{domain}"
@@ -69,6 +67,13 @@ def resolve(config: Config, address: str) -> Target | None:
     # Extension case matters for folder names; take it from the original.
     raw_ext = address.rpartition("@")[0][len(user) + len(sep) :]
     return Target(address, root, raw_ext if sep and ext else None)
+
+
+def domain_ok(domain: str) -> bool:
+    """A lower-case host name fit for a path: labels of [a-z0-9-]."""
+    if not 0 < len(domain) <= _DOMAIN_MAX:
+        return False
+    return all(_LABEL.fullmatch(label) for label in domain.split("."))
 
 
 def make_parents(config: Config, root: str) -> None:

@@ -10,14 +10,20 @@ and NOTIFY=NEVER is honoured.
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
+import logging
 from typing import TYPE_CHECKING
 
 from mailfilter.decision.headers import header_block_end
+from mailfilter.downstream.connection import Reply
+from mailfilter.smtp.envelope import Recipient
 
 if TYPE_CHECKING:
-    from mailfilter.downstream.reinject import Reply
-    from mailfilter.smtp.envelope import Envelope, Recipient
+    from mailfilter.downstream.reinject import Downstream
+    from mailfilter.smtp.envelope import Envelope
+
+log = logging.getLogger("mailfilter.verdict")
 
 
 def wanted(envelope: Envelope, rcpt: Recipient) -> bool:
@@ -84,3 +90,50 @@ def build(
     head = envelope.content[: header_block_end(envelope.content)]
     text = "\r\n".join(lines).encode("utf-8", "surrogateescape") + b"\r\n"
     return text + head.rstrip(b"\r\n") + f"\r\n\r\n--{boundary}--\r\n".encode()
+
+
+async def report_refused(
+    downstream: Downstream,
+    envelope: Envelope,
+    per_rcpt: list[str],
+    *,
+    myhostname: str,
+    mail_id: str,
+    log_id: str,
+    seconds: float,
+) -> None:
+    """Mixed outcome under SMTP: report refused recipients ourselves.
+
+    Never raises. The message was answered 2xx for the others, whose
+    copies are delivered: any failure here (10025, the connection, our own
+    bug) must not become a 4xx, which would duplicate them. It is logged
+    loudly instead.
+    """
+    try:
+        failed = [
+            (rcpt, Reply(int(text[:3]), text[4:]))
+            for rcpt, text in zip(envelope.recipients, per_rcpt, strict=True)
+            if text.startswith("5") and wanted(envelope, rcpt)
+        ]
+        if not failed:
+            return
+        notice = build(
+            envelope, failed, reporting_mta=myhostname, mail_id=mail_id
+        )
+        async with asyncio.timeout(seconds):
+            (answer,) = await downstream.deliver(
+                "", (Recipient(envelope.sender),), notice
+            )
+        if answer.code >= 300:
+            raise ConnectionError(str(answer))
+    except Exception as exc:
+        log.error(  # noqa: TRY400 - a known failure, no traceback
+            "(%s) (!!)DSN to <%s> failed: %r", log_id, envelope.sender, exc
+        )
+        return
+    log.info(
+        "(%s) DSN sent to <%s> for %d refused recipient(s)",
+        log_id,
+        envelope.sender,
+        len(failed),
+    )

@@ -28,7 +28,11 @@ from mailfilter.downstream.connection import (
     Reply,
     read_ehlo,
 )
-from mailfilter.downstream.transaction import Outgoing, transaction
+from mailfilter.downstream.transaction import (
+    Outgoing,
+    StaleConnectionError,
+    transaction,
+)
 from mailfilter.smtp.envelope import Client, MailParams, Recipient
 
 if TYPE_CHECKING:
@@ -100,9 +104,21 @@ class Downstream:
             client or Client(),
             dot_lines,
         )
-        conn = await self._take()
+        conn, pooled = await self._take()
         try:
-            replies = await transaction(conn, self.lmtp, out, smtp_input)
+            replies = await transaction(
+                conn, self.lmtp, out, smtp_input, probe=pooled
+            )
+        except StaleConnectionError:
+            # The server closed it while it sat in the pool; nothing was
+            # sent on it. Once more, on a new connection (never probed).
+            conn.close()
+            conn = await self._connect()
+            try:
+                replies = await transaction(conn, self.lmtp, out, smtp_input)
+            except BaseException:
+                conn.close()
+                raise
         except BaseException:
             conn.close()
             raise
@@ -110,13 +126,14 @@ class Downstream:
         self._release(conn)
         return replies
 
-    async def _take(self) -> Conn:
+    async def _take(self) -> tuple[Conn, bool]:
+        """A connection, and whether it came from the pool."""
         while self._idle:
             conn = self._idle.pop()
             if conn.fresh:
-                return conn
+                return conn, True
             conn.close()
-        return await self._connect()
+        return await self._connect(), False
 
     def _release(self, conn: Conn) -> None:
         if len(self._idle) < self._max_idle and conn.fresh:

@@ -7,6 +7,12 @@ size allows. After a 4xx RCPT under SMTP input nothing is sent: the
 transaction is reset, or, if DATA was already accepted, the connection is
 dropped without the final dot (FILTER_README), so a retry by Postfix can
 never deliver twice.
+
+A connection taken from the pool may have been closed by the server in
+the meantime (its idle timer, a restart). Such a connection is probed: an
+RSET goes first in the same pipelined write, and if its reply does not come
+back as 250, nothing else on that connection can have been acted on, so
+`StaleConnection` lets the caller start over on a new one.
 """
 
 from __future__ import annotations
@@ -75,8 +81,17 @@ class Outgoing:
     dot_lines: bool = True  # False: no line of content starts with "."
 
 
+class StaleConnectionError(ConnectionError):
+    """A pooled connection failed its probe; nothing was sent on it."""
+
+
 async def transaction(
-    conn: Conn, lmtp: bool, out: Outgoing, smtp_input: bool
+    conn: Conn,
+    lmtp: bool,
+    out: Outgoing,
+    smtp_input: bool,
+    *,
+    probe: bool = False,
 ) -> list[Reply]:
     caps = conn.caps
     count = len(out.recipients)
@@ -95,8 +110,12 @@ async def transaction(
     if pipelining:
         # RFC 2920: DATA may end a pipelined group; one round trip for all.
         commands.append(b"DATA\r\n")
+    if probe:
+        commands.insert(0, b"RSET\r\n")
     try:
-        replies = await _send_commands(conn, commands, pipelining)
+        replies = await _send_commands(conn, commands, pipelining, probe)
+    except StaleConnectionError:
+        raise
     except (OSError, ConnectionError, asyncio.IncompleteReadError) as exc:
         raise DownstreamError("fwd-mail", str(exc)) from exc
     if xforward:
@@ -132,15 +151,38 @@ async def _abandon(conn: Conn, go_ahead: Reply | None) -> None:
         # without sending "." (FILTER_README).
         conn.close()
         raise DownstreamError("fwd-data-cmd", "transaction abandoned")
-    await _rset(conn)
+    try:
+        await _rset(conn)
+    except (OSError, ConnectionError, asyncio.IncompleteReadError):
+        # The outcome is known already; a failed RSET only means this
+        # connection is not reused. Raising here would turn a known
+        # outcome into a 4xx for the whole message.
+        conn.close()
 
 
 async def _send_commands(
-    conn: Conn, commands: list[bytes], pipelining: bool
+    conn: Conn, commands: list[bytes], pipelining: bool, probe: bool
 ) -> list[Reply]:
+    written = False
+    if probe:
+        # With PIPELINING the RSET leaves with the rest: no extra round
+        # trip. Nothing is acted on before its reply is read, and no body
+        # is sent before every reply is, so giving up here is always safe.
+        first = b"".join(commands) if pipelining else commands[0]
+        try:
+            conn.writer.write(first)
+            await conn.writer.drain()
+            rset = await conn.read_reply()
+        except (OSError, ConnectionError, asyncio.IncompleteReadError) as exc:
+            raise StaleConnectionError(str(exc)) from exc
+        if rset.code != 250:
+            raise StaleConnectionError(str(rset))
+        commands = commands[1:]
+        written = pipelining
     if pipelining:
-        conn.writer.write(b"".join(commands))
-        await conn.writer.drain()
+        if not written:
+            conn.writer.write(b"".join(commands))
+            await conn.writer.drain()
         return [await conn.read_reply() for _ in commands]
     replies = []
     for command in commands:

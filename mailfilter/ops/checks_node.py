@@ -194,6 +194,18 @@ async def check_postfix(
                 "raise the 10025 listener's maxproc in master.cf",
             )
         )
+    if config.listen_originating:
+        orig_port = int(config.listen_originating[0].rsplit(":", 1)[-1])
+        feeder = postfixcheck.originating(master, overrides, orig_port)
+        checks.append(
+            Check(
+                "postfix ORIGINATING",
+                bool(feeder),
+                feeder or "nothing feeds the ORIGINATING listener",
+                "add deploy/postfix/submission.cf.snippet (scan-orig) and "
+                "`postfix reload`",
+            )
+        )
     clamav = scanner_of(context, ClamAV)
     threads = await clamav.threads() if clamav is not None else None
     if threads is not None:

@@ -88,6 +88,31 @@ def recipe(
     return Recipe(content_filter, transport, listener, _seconds(timeout))
 
 
+def originating(master: str, overrides: str, port: int) -> str:
+    """The service that feeds our ORIGINATING listener ('' for none).
+
+    amavis's README.postfix recipe: submission gets
+    `-o content_filter=scan-orig:[127.0.0.1]:10026`, and scan-orig is a
+    unix smtp transport like scan.
+    """
+    transports = {
+        s.name
+        for s in services(master, DEFAULT_PROCESS_LIMIT)
+        if s.type == "unix"
+    }
+    for line in overrides.splitlines():
+        left, _, value = line.partition(" = ")
+        service, _, param = left.strip().rpartition("/")
+        target = value.strip()
+        if (
+            param == "content_filter"
+            and target.endswith(f":{port}")
+            and target.split(":", 1)[0] in transports
+        ):
+            return service
+    return ""
+
+
 def read(config_dir: str | None) -> tuple[dict[str, str], str, str]:
     """Run postconf; raises OSError/SubprocessError when it cannot."""
     postconf = shutil.which("postconf") or "/usr/sbin/postconf"

@@ -20,10 +20,11 @@ from __future__ import annotations
 import bz2
 import io
 import lzma
+import struct
 import tarfile
 import zipfile
 import zlib
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 from mailfilter.scan.budget import (
     CHUNK,
@@ -31,15 +32,15 @@ from mailfilter.scan.budget import (
     Member,
     OverLimits,
     Undecodable,
+    read_member,
 )
 from mailfilter.scan.filetype import HEAD, is_container, short_types
+from mailfilter.scan.tnef import tnef_members
 from mailfilter.scan.unpackers import sevenzip_members, unar_members
+from mailfilter.scan.ziparchive import zip_members
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-
-
-
 
 
 def members(
@@ -48,7 +49,9 @@ def members(
     """Members of an archive of short type `kind` (".zip", ".gz", ...)."""
     try:
         if kind == ".zip":
-            yield from _zip(data, budget)
+            yield from zip_members(data, budget, timeout)
+        elif kind == ".tnef":
+            yield from tnef_members(data, budget)
         elif kind == ".tar":
             yield from _tar(data, budget)
         elif kind in _STREAMS:
@@ -69,37 +72,11 @@ def members(
         ValueError,
         NotImplementedError,
         RuntimeError,
+        UnicodeError,
+        LookupError,
+        struct.error,
     ) as exc:
         raise Undecodable(f"{kind[1:]}: {type(exc).__name__}") from exc
-
-
-def _read(stream: IO[bytes], charged: int, budget: Budget) -> bytes:
-    """Read a member's head, and the rest only if it is an archive.
-
-    `charged` bytes (the declared size) are already on the budget; only
-    what decodes beyond them is charged here.
-    """
-    parts = [stream.read(HEAD)]
-    if len(parts[0]) == HEAD and is_container(short_types(parts[0])):
-        while chunk := stream.read(CHUNK):
-            parts.append(chunk)
-    data = b"".join(parts)
-    budget.charge(len(data) - charged)
-    return data
-
-
-def _zip(data: bytes, budget: Budget) -> Iterator[Member]:
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        for info in archive.infolist():
-            budget.file()
-            if info.flag_bits & 0x1:
-                yield Member(info.filename, encrypted=True)
-            elif not info.is_dir():
-                # Charged first: an overlapping or bomb member stops here.
-                budget.charge(info.file_size)
-                with archive.open(info) as stream:
-                    data = _read(stream, info.file_size, budget)
-                yield Member(info.filename, data)
 
 
 def _tar(data: bytes, budget: Budget) -> Iterator[Member]:
@@ -109,7 +86,10 @@ def _tar(data: bytes, budget: Budget) -> Iterator[Member]:
             stream = archive.extractfile(info) if info.isfile() else None
             if stream is not None:
                 budget.charge(info.size)
-                yield Member(info.name, _read(stream, info.size, budget))
+                yield Member(info.name, read_member(stream, info.size, budget))
+            elif not info.isdir():
+                # A link or device is still a name the reader sees.
+                yield Member(info.name)
 
 
 _STREAMS: dict[str, Callable[[], Any]] = {
@@ -120,14 +100,18 @@ _STREAMS: dict[str, Callable[[], Any]] = {
 
 
 def _stream(data: bytes, kind: str, budget: Budget) -> Iterator[Member]:
-    """A compressed stream holds one member, named after gzip's FNAME."""
+    """A compressed stream holds one member, named after gzip's FNAME.
+
+    gzip, bzip2 and xz all allow several compressed members one after the
+    other, and `gzip -d`, `bzip2 -d` and `xz -d` output them all, joined:
+    so does this. The FNAME of every gzip member is a name of the member.
+    """
     budget.file()
-    name = _gzip_name(data) if kind == ".gz" else ""
-    decoder = _STREAMS[kind]()
+    names: list[str] = []
     head = b""
     keep: bool | None = None
     parts: list[bytes] = []
-    for chunk in _inflate(decoder, data):
+    for chunk in _inflate_all(data, kind, names):
         budget.charge(len(chunk))
         if keep is None:
             head += chunk
@@ -136,7 +120,27 @@ def _stream(data: bytes, kind: str, budget: Budget) -> Iterator[Member]:
                 parts.append(head if keep else head[:HEAD])
         elif keep:
             parts.append(chunk)
-    yield Member(name, b"".join(parts) if keep is not None else head)
+    first = names[0] if names else ""
+    yield Member(first, b"".join(parts) if keep is not None else head)
+    yield from (Member(name) for name in dict.fromkeys(names[1:]) if name)
+
+
+def _inflate_all(data: bytes, kind: str, names: list[str]) -> Iterator[bytes]:
+    """Every member of a multi-member stream, in order.
+
+    Zero bytes after a member are padding (xz requires allowing it, gzip
+    ignores it); anything else must be another member, or the decoder
+    raises and the archive is undecodable.
+    """
+    pending = data
+    while pending:
+        if kind == ".gz":
+            names.append(_gzip_name(pending))
+        decoder = _STREAMS[kind]()
+        yield from _inflate(decoder, pending)
+        if not decoder.eof:
+            return  # truncated: what decoded is checked
+        pending = decoder.unused_data.lstrip(b"\0")
 
 
 def _inflate(decoder: Any, data: bytes) -> Iterator[bytes]:

@@ -9,12 +9,16 @@ it is an exception (amavis Lookup/RE; docs/amavis-compat.md, "How a part is
 judged"). A banned leaf is reported in amavis %F form, e.g.
 "application/octet-stream,.exe,.exe-ms,invoice.exe".
 
+Files uuencoded in text parts and the attachments of TNEF (winmail.dat)
+are checked like archive members.
+
 Content the walk cannot check becomes `unchecked`: "encrypted",
 "over limits: <amavis hold reason>", "ambiguous content",
 "not decoded: <why>", or "unparseable: <exception>" if our own code
 fails on these bytes, so a poison message gets a verdict instead of a
-retry loop (docs/engineering-rules.md, Rule 2). What the verdicts mean for each
-recipient is `decide`'s job.
+retry loop (docs/engineering-rules.md, Rule 2). Nothing the walk could
+not see is ever reported clean (docs/banned-files.md). What the verdicts
+mean for each recipient is `decide`'s job.
 """
 
 from __future__ import annotations
@@ -26,9 +30,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mailfilter.decision.verdict import ScanResult
-from mailfilter.scan import archives, filetype
+from mailfilter.scan import archives, filetype, uudecode
 from mailfilter.scan.budget import Budget, Member, OverLimits, Undecodable
-from mailfilter.scan.filenames import normalise
+from mailfilter.scan.filenames import name_keys
 from mailfilter.scan.mimewalk import Leaf, MimeWalk, Node
 
 if TYPE_CHECKING:
@@ -51,7 +55,12 @@ class Findings:
 
 
 def check(content: bytes, policy: BannedPolicy) -> Findings:
-    """Walk `content` and match every leaf path against the rules."""
+    """Walk `content` and match every leaf path against the rules.
+
+    Fails closed: an exception anywhere in the walk ends it with
+    "unparseable: <exception>" among the unchecked reasons, and what was
+    found before it stays found.
+    """
     run = _Check(policy, Budget(policy.limits, len(content)))
     walk = MimeWalk(content, run.budget)
     try:
@@ -59,9 +68,15 @@ def check(content: bytes, policy: BannedPolicy) -> Findings:
             run.inspect(_typed(leaf), leaf, leaf.depth)
     except OverLimits as exc:
         run.found.add(run.found.unchecked, f"over limits: {exc}")
+    except Exception as exc:  # any bug of ours: UNCHECKED
+        run.found.add(run.found.unchecked, _unparseable(exc))
     for reason in walk.unchecked:
         run.found.add(run.found.unchecked, reason)
     return run.found
+
+
+def _unparseable(exc: BaseException) -> str:
+    return f"unparseable: {type(exc).__name__}"
 
 
 def _typed(leaf: Leaf) -> tuple[Node, ...]:
@@ -89,24 +104,54 @@ class _Check:
         node = path[-1]
         if node.encrypted:
             self.found.add(self.found.unchecked, "encrypted")
-        if node.encrypted or not filetype.is_container(node.types):
             return
-        kind = next(t for t in node.types if t in filetype.CONTAINERS)
-        self.budget.enter(depth + 1)
-        timeout = self.policy.tool_timeout
         try:
-            members = archives.members(part.data, kind, self.budget, timeout)
-            for member in members:
-                self.inspect((*path, _member_node(member)), member, depth + 1)
+            if filetype.is_container(node.types):
+                self._descend(path, part, depth)
+            elif _is_text(path) and uudecode.has_uuencoded(part.data):
+                self._uudecoded(path, part, depth)
         except Undecodable as exc:
             self.found.add(self.found.unchecked, f"not decoded: {exc}")
+        except OverLimits:
+            raise
+        except Exception as exc:
+            # One member broke our code: the message is UNCHECKED, and
+            # the other parts are still checked (a ban still shows).
+            self.found.add(self.found.unchecked, _unparseable(exc))
+
+    def _descend(
+        self, path: tuple[Node, ...], part: Leaf | Member, depth: int
+    ) -> None:
+        """Check each member of an archive (or TNEF) part."""
+        kind = next(t for t in path[-1].types if t in filetype.CONTAINERS)
+        self.budget.enter(depth + 1)
+        timeout = self.policy.tool_timeout
+        members = archives.members(part.data, kind, self.budget, timeout)
+        for member in members:
+            self.inspect((*path, _member_node(member)), member, depth + 1)
+
+    def _uudecoded(
+        self, path: tuple[Node, ...], part: Leaf | Member, depth: int
+    ) -> None:
+        """Check the files uuencoded in a text part, as amavis does."""
+        self.budget.enter(depth + 1)
+        for name, data in uudecode.uu_files(part.data, self.budget.left):
+            self.budget.file()
+            self.budget.charge(len(data))
+            member = Member(name, data)
+            self.inspect((*path, _member_node(member)), member, depth + 1)
 
 
 def _member_node(member: Member) -> Node:
     """An archive member as a path node: its name and content types."""
-    name = normalise(member.name)
     types = () if member.encrypted else filetype.short_types(member.data)
-    return Node("", (name,) if name else (), types, member.encrypted)
+    return Node("", name_keys(member.name), types, member.encrypted)
+
+
+def _is_text(path: tuple[Node, ...]) -> bool:
+    """A part read as text, where a uuencoded file may hide."""
+    node = path[-1]
+    return ".asc" in node.types or node.mime_type.startswith("text/")
 
 
 def match(path: tuple[Node, ...], policy: BannedPolicy) -> str | None:

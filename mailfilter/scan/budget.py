@@ -9,10 +9,11 @@ into UNCHECKED verdicts.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
+
+from mailfilter.scan.filetype import HEAD, is_container, short_types
 
 if TYPE_CHECKING:
-
     from mailfilter.decision.policy import DecodingLimits
 
 
@@ -65,3 +66,23 @@ class Member:
     name: str
     data: bytes = b""
     encrypted: bool = False
+
+
+def read_member(stream: IO[bytes], charged: int, budget: Budget) -> bytes:
+    """Read a member's head, and the rest only if it is an archive.
+
+    `charged` bytes (the declared size) are already on the budget; only
+    what decodes beyond them is charged, as it is read, so a member that
+    lies about its size stops at the quota instead of filling memory.
+    """
+    parts = [stream.read(HEAD)]
+    total = len(parts[0])
+    if total == HEAD and is_container(short_types(parts[0])):
+        while chunk := stream.read(CHUNK):
+            parts.append(chunk)
+            total += len(chunk)
+            if total > charged:
+                budget.charge(total - charged)
+                charged = total
+    budget.charge(total - charged)
+    return b"".join(parts)

@@ -27,10 +27,15 @@ _ENCODED_WORD = re.compile(
 # One "; name=value" parameter: value is a quoted string or a token that
 # runs to the next ";" (so unquoted `name=bad boy.exe` is read whole, as
 # clients read it).
+# Quoted strings are written as "unrolled loops" (runs of plain
+# characters, then one escape at a time): the alternation form
+# (?:[^"\\]|\\.)* makes the regex engine keep state per character,
+# about 190 bytes each, so a 1 MB name cost 200 MB.
 _PARAM = re.compile(
-    r';\s*([^\s=;"]+)\s*=\s*("(?:[^"\\]|\\.)*"?|[^;]*)', re.DOTALL
+    r';\s*([^\s=;"]+)\s*=\s*("[^"\\]*(?:\\.[^"\\]*)*"?|[^;]*)', re.DOTALL
 )
-_COMMENT = re.compile(r"\((?:[^()\\]|\\.)*\)")
+_COMMENT = re.compile(r"\([^()\\]*(?:\\.[^()\\]*)*\)", re.DOTALL)
+_QUOTED = re.compile(r'("[^"\\]*(?:\\.[^"\\]*)*")', re.DOTALL)
 # name*0, name*1*, name* (RFC 2231 §3-4)
 _SECTION = re.compile(r"^(?P<name>[^*]+)\*(?:(?P<n>\d+)\*?)?$")
 MAX_SECTIONS = 100
@@ -65,7 +70,10 @@ def _to_text(raw: bytes, charset: str) -> str:
     for candidate in (charset, "utf-8"):
         try:
             return raw.decode(candidate)
-        except (LookupError, UnicodeDecodeError):
+        except (LookupError, UnicodeError, ValueError, TypeError):
+            # Codecs raise more than UnicodeDecodeError: "idna" raises
+            # plain UnicodeError, others ValueError. A name that does not
+            # decode is still a name: fall back and keep checking.
             continue
     return raw.decode("latin-1")
 
@@ -90,7 +98,7 @@ def split_value(value: str) -> tuple[str, list[tuple[str, str]]]:
 
 def _strip_comments(value: str) -> str:
     """Remove (comments) outside quoted strings (RFC 5322 CFWS)."""
-    parts = re.split(r'("(?:[^"\\]|\\.)*")', value)
+    parts = _QUOTED.split(value)
     for i in range(0, len(parts), 2):
         # Nested comments: strip the innermost until none is left.
         for _ in range(32):
@@ -115,7 +123,9 @@ def param_values(params: list[tuple[str, str]], name: str) -> list[str]:
             continue
         match = _SECTION.match(key)
         if match and match.group("name") == name:
-            index = int(match.group("n") or 0)
+            digits = match.group("n") or "0"
+            # int() refuses over 4300 digits; any long number is past the cap.
+            index = int(digits) if len(digits) < 6 else MAX_SECTIONS
             if index < MAX_SECTIONS:
                 sections.setdefault(index, (value, key.endswith("*")))
     values = plain
@@ -140,27 +150,40 @@ def _join_sections(sections: dict[int, tuple[str, bool]]) -> str:
     return decode_words(_to_text(bytes(raw), charset or "us-ascii"))
 
 
+def _invisible(char: str) -> bool:
+    # Cf covers bidi controls (U+202A-202E, U+2066-2069, U+200E/F, U+061C),
+    # zero width characters (U+200B-200D, U+2060, U+FEFF) and the soft
+    # hyphen; Cc covers control characters. None of them is visible.
+    return unicodedata.category(char) in {"Cf", "Cc"} or char == "\u034f"
+
+
 def normalise(name: str) -> str:
     """The form of a file name that banned rules are matched against."""
     name = unicodedata.normalize("NFKC", name)
-    # Cf covers bidi controls (U+202A-202E, U+2066-2069, U+200E/F), zero
-    # width characters (U+200B-200D, U+2060, U+FEFF) and the soft hyphen;
-    # Cc covers control characters. None of them is visible in a name.
-    name = "".join(
-        c
-        for c in name
-        if unicodedata.category(c) not in {"Cf", "Cc"} and c != "\u034f"
-    )
+    name = "".join(c for c in name if not _invisible(c))
     # Windows drops trailing dots and spaces: "a.exe. ." runs as a.exe.
     return name.casefold().strip().rstrip(". \t")
+
+
+def name_keys(name: str) -> tuple[str, ...]:
+    """The keys a name gives rules: normalised, and as written if that hides.
+
+    A name that holds invisible or control characters is kept a second
+    time with them, case folded, so a rule of the policy can ban the
+    deception itself (a bidi override reorders what the reader sees).
+    """
+    plain = normalise(name)
+    if not any(_invisible(c) for c in name):
+        return (plain,) if plain else ()
+    shown = unicodedata.normalize("NFKC", name).casefold()
+    return tuple(dict.fromkeys(n for n in (plain, shown) if n))
 
 
 def part_names(
     content_type: list[tuple[str, str]], disposition: list[tuple[str, str]]
 ) -> tuple[str, ...]:
-    """Every name a MIME part is known by, normalised, without repeats."""
+    """Every name a MIME part is known by, as rule keys, without repeats."""
     found = param_values(content_type, "name") + param_values(
         disposition, "filename"
     )
-    names = (normalise(n) for n in found)
-    return tuple(dict.fromkeys(n for n in names if n))
+    return tuple(dict.fromkeys(k for n in found for k in name_keys(n)))

@@ -27,7 +27,18 @@ from typing import Any
 
 HEAD = 65536
 CONTAINERS = frozenset(
-    {".zip", ".tar", ".gz", ".bz2", ".xz", ".7z", ".rar", ".cab", ".arj"}
+    {
+        ".zip",
+        ".tar",
+        ".gz",
+        ".bz2",
+        ".xz",
+        ".7z",
+        ".rar",
+        ".cab",
+        ".arj",
+        ".tnef",
+    }
 )
 
 _EXE_MS = (".exe", ".exe-ms")
@@ -49,6 +60,8 @@ _SIGNATURES: tuple[tuple[int, bytes, tuple[str, ...]], ...] = (
     (0, b"Rar!\x1a\x07", (".rar",)),
     (0, b"MSCF\0\0\0\0", (".cab",)),
     (0, b"\x60\xea", (".arj",)),
+    # TNEF (winmail.dat): Outlook's wrapper around attachments.
+    (0, b"\x78\x9f\x3e\x22", (".tnef",)),
     (257, b"ustar", (".tar",)),
     (0, b"%PDF-", (".pdf",)),
     (0, b"\x89PNG\r\n\x1a\n", (".png",)),

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 _BLANK_LINE = re.compile(rb"\r?\n\r?\n")
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
+_LINES = re.compile(r"\r?\n")
 _NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/]")
 _MESSAGE_TYPES = frozenset({"message/rfc822", "message/global"})
 _WANTED = ("content-type", "content-disposition", "content-transfer-encoding")
@@ -187,18 +188,23 @@ class MimeWalk:
             encoding = fields["content-transfer-encoding"].strip().lower()
             leaf = Leaf(path, body, encoding, depth)
             self._budget.charge(leaf.size)
-            if mime_type in _MESSAGE_TYPES:
+            if mime_type in _MESSAGE_TYPES or _is_eml(node.names):
+                # The attached message is walked, and its bytes are also
+                # checked as a leaf: a "message" that is really a program
+                # or an archive is judged by what it is.
                 stack.append(
                     (Span.of(leaf.data), path, depth + 1, "text/plain")
                 )
-                continue
             yield leaf
 
     def _fields(self, block: bytes) -> dict[str, str]:
         """The three fields we need; conflicting repeats are ambiguous."""
         text = _FOLD.sub("", block.decode("utf-8", "surrogateescape"))
         seen: dict[str, list[str]] = {name: [] for name in _WANTED}
-        for line in text.splitlines():
+        # CRLF or LF only: str.splitlines() also splits on \f, \v,
+        # \x1c-\x1e, \x85 and U+2028/9, which no mail client does, so
+        # "attachment;\f filename=a.js" would lose its name.
+        for line in _LINES.split(text):
             name, colon, value = line.partition(":")
             name = name.strip().lower()
             if colon and name in seen:
@@ -267,6 +273,11 @@ class MimeWalk:
         self.defects.append(defect)
         if "ambiguous content" not in self.unchecked:
             self.unchecked.append("ambiguous content")
+
+
+def _is_eml(names: tuple[str, ...]) -> bool:
+    """A part named *.eml opens as a message in mail clients."""
+    return any(name.endswith(".eml") for name in names)
 
 
 def _text(value: str) -> str:

@@ -1,15 +1,26 @@
 """Archives read by external unpackers: 7z (7z, cab, arj, ...) and unar.
 
 Each runs without a shell, in a private temporary directory, with a
-timeout, and never waits for a password (a dummy one is given). Every
-listed member is charged to the budget before anything is extracted.
+timeout and a cap on the size of any file it writes, and never waits for
+a password (a dummy one is given). Every listed member is charged to the
+budget before anything is extracted.
+
+An unpacker that fails is never taken as "nothing inside": a listing
+that exits non-zero, or that lists nothing for a non-empty archive, is
+undecodable, and so is an extraction that exits non-zero or leaves fewer
+files than were listed. Listed names are checked as names only; data is
+read from the extraction directory itself, by walking it, never by
+joining a listed name to a host path (an absolute name or `..` would read
+a file of the host), and never through a link.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import shutil
+import stat
 import subprocess
 import tempfile
 from typing import TYPE_CHECKING
@@ -20,10 +31,18 @@ from mailfilter.scan.filetype import HEAD, is_container, short_types
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+# Largest file an unpacker may write: a member lying about its size ends
+# the tool (SIGXFSZ) instead of filling the disk.
+MAX_FILE = 300 << 20
+_ENCRYPTED_HEADERS = ("Wrong password", "Can not open encrypted archive")
 
 
-def _run(args: list[str], timeout: float) -> str:
-    """Run an unpacker; its stdout as text. Never through a shell."""
+def _run(args: list[str], timeout: float) -> tuple[int, str, str]:
+    """Run an unpacker: exit status, stdout, stderr. Never via a shell."""
+    tool = pathlib.Path(args[0]).name
+    limit = shutil.which("prlimit")
+    if limit is not None:
+        args = [limit, f"--fsize={MAX_FILE}", "--", *args]
     try:
         done = subprocess.run(
             args,
@@ -33,8 +52,12 @@ def _run(args: list[str], timeout: float) -> str:
             check=False,
         )
     except subprocess.TimeoutExpired as exc:
-        raise Undecodable(f"{pathlib.Path(args[0]).name} timed out") from exc
-    return (done.stdout + done.stderr).decode("utf-8", "replace")
+        raise Undecodable(f"{tool} timed out") from exc
+    return (
+        done.returncode,
+        done.stdout.decode("utf-8", "replace"),
+        done.stderr.decode("utf-8", "replace"),
+    )
 
 
 def _tool(name: str) -> str:
@@ -53,40 +76,73 @@ def sevenzip_members(
         source = pathlib.Path(tmp) / f"archive{kind}"
         source.write_bytes(data)
         # A dummy password: 7z must never wait for one on stdin.
-        listing = _run([seven, "l", "-slt", "-pX", "--", str(source)], timeout)
-        if "Wrong password" in listing or "encrypted archive" in listing:
+        code, out, err = _run(
+            [seven, "l", "-slt", "-pX", "--", str(source)], timeout
+        )
+        blocks = _7z_blocks(out)
+        if code != 0 and not blocks and _encrypted_headers(out + err):
             budget.file()
             yield Member("", encrypted=True)
             return
-        entries = _7z_entries(listing)
+        _listing_ok("7z", code, len(blocks), len(data))
+        entries = [
+            b for b in blocks if not b.get("Attributes", "").startswith("D")
+        ]
         plain = _account(entries, budget)
-        yield from (
-            Member(e["Path"], encrypted=True)
-            for e in entries
-            if e.get("Encrypted") == "+"
-        )
+        yield from _listed(entries)
         if plain:
-            out = pathlib.Path(tmp) / "out"
-            _run(
-                [seven, "x", "-y", "-pX", f"-o{out}", "--", str(source)],
+            target = pathlib.Path(tmp) / "out"
+            code, _, _ = _run(
+                [seven, "x", "-y", "-pX", f"-o{target}", "--", str(source)],
                 timeout,
             )
-            yield from _extracted(out, plain)
+            yield from _extracted(target, "7z", code, len(plain))
 
 
-def _7z_entries(listing: str) -> list[dict[str, str]]:
+def sevenzip_files(data: bytes, kind: str, timeout: float) -> dict[str, bytes]:
+    """Every regular file 7z extracts, by path inside the archive.
+
+    For members another reader could name but not decode; the caller has
+    charged their sizes already.
+    """
+    seven = _tool("7z")
+    with tempfile.TemporaryDirectory(prefix="mailfilter-") as tmp:
+        source = pathlib.Path(tmp) / f"archive{kind}"
+        source.write_bytes(data)
+        target = pathlib.Path(tmp) / "out"
+        code, _, _ = _run(
+            [seven, "x", "-y", "-pX", f"-o{target}", "--", str(source)],
+            timeout,
+        )
+        if code != 0:
+            # 7z leaves empty or partial files behind on a data error.
+            raise Undecodable(f"7z: extraction failed (exit {code})")
+        return dict(_walk(target))
+
+
+def _encrypted_headers(text: str) -> bool:
+    return any(marker in text for marker in _ENCRYPTED_HEADERS)
+
+
+def _listing_ok(tool: str, code: int, count: int, size: int) -> None:
+    """A failed listing, or an empty one of a non-empty archive: unclean."""
+    if code != 0:
+        raise Undecodable(f"{tool}: listing failed (exit {code})")
+    if count == 0 and size > 0:
+        raise Undecodable(f"{tool}: empty listing")
+
+
+def _7z_blocks(listing: str) -> list[dict[str, str]]:
     """The `Path = ...` blocks after the ---------- line of `7z l -slt`."""
-    _, _, body = listing.partition("\n----------\n")
+    # Split on "\n" only: a name may hold \f, \v or U+2028, which
+    # str.splitlines() would take for line ends.
+    _, _, body = listing.replace("\r\n", "\n").partition("\n----------\n")
     entries = []
     for block in body.split("\n\n"):
         fields = dict(
-            line.split(" = ", 1)
-            for line in block.splitlines()
-            if " = " in line
+            line.split(" = ", 1) for line in block.split("\n") if " = " in line
         )
-        if "Path" in fields and not fields.get("Attributes", "").startswith(
-            "D"
-        ):
+        if "Path" in fields:
             entries.append(fields)
     return entries
 
@@ -97,24 +153,58 @@ def _account(entries: list[dict[str, str]], budget: Budget) -> list[str]:
     for entry in entries:
         budget.file()
         if entry.get("Encrypted") != "+":
-            budget.charge(int(entry.get("Size") or 0))
+            size = entry.get("Size") or "0"
+            budget.charge(int(size) if size.isdigit() else 0)
             plain.append(entry["Path"])
     return plain
 
 
-def _extracted(out: pathlib.Path, names: list[str]) -> Iterator[Member]:
-    """Read back extracted regular files (never following links)."""
-    for name in names:
-        path = out / name
-        if path.is_file() and not path.is_symlink():
-            with path.open("rb") as stream:
-                head = stream.read(HEAD)
-                rest = (
-                    stream.read() if is_container(short_types(head)) else b""
-                )
-            yield Member(name, head + rest)
-        else:
-            yield Member(name)
+def _listed(entries: list[dict[str, str]]) -> Iterator[Member]:
+    """Every listed name, checked before anything is extracted."""
+    for entry in entries:
+        yield Member(entry["Path"], encrypted=entry.get("Encrypted") == "+")
+
+
+def _extracted(
+    target: pathlib.Path, tool: str, code: int, listed: int
+) -> Iterator[Member]:
+    """Members read back from the extraction directory, then its verdict."""
+    found = 0
+    for name, content in _walk(target):
+        found += 1
+        yield Member(name, content)
+    if code != 0:
+        raise Undecodable(f"{tool}: extraction failed (exit {code})")
+    if found < listed:
+        raise Undecodable(f"{tool}: {listed - found} member(s) not extracted")
+
+
+def _walk(root: pathlib.Path) -> Iterator[tuple[str, bytes]]:
+    """Regular files under `root`, by relative path, never via a link."""
+    base = root.resolve()
+    for folder, dirs, files in os.walk(base, followlinks=False):
+        dirs.sort()
+        for file in sorted(files):
+            path = pathlib.Path(folder) / file
+            if not path.resolve().is_relative_to(base):
+                continue
+            content = _read_regular(path)
+            if content is not None:
+                yield path.relative_to(base).as_posix(), content
+
+
+def _read_regular(path: pathlib.Path) -> bytes | None:
+    """The head of a regular file (all of it for an archive); links: None."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as stream:
+        if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
+            return None
+        head = stream.read(HEAD)
+        rest = stream.read() if is_container(short_types(head)) else b""
+    return head + rest
 
 
 def unar_members(
@@ -125,30 +215,27 @@ def unar_members(
     with tempfile.TemporaryDirectory(prefix="mailfilter-") as tmp:
         source = pathlib.Path(tmp) / "archive.rar"
         source.write_bytes(data)
+        code, out, _ = _run([lsar, "-j", "--", str(source)], timeout)
         try:
-            listing = json.loads(
-                _run([lsar, "-j", "--", str(source)], timeout)
-            )
+            listing = json.loads(out)
         except json.JSONDecodeError as exc:
             raise Undecodable("rar: unreadable listing") from exc
+        contents = listing.get("lsarContents", [])
+        _listing_ok("rar", code, len(contents), len(data))
         entries = [
             {
                 "Path": str(e.get("XADFileName", "")),
                 "Size": str(e.get("XADFileSize", 0)),
                 "Encrypted": "+" if e.get("XADIsEncrypted") else "-",
             }
-            for e in listing.get("lsarContents", [])
+            for e in contents
             if not e.get("XADIsDirectory")
         ]
         plain = _account(entries, budget)
-        yield from (
-            Member(e["Path"], encrypted=True)
-            for e in entries
-            if e["Encrypted"] == "+"
-        )
+        yield from _listed(entries)
         if plain:
-            out = pathlib.Path(tmp) / "out"
-            _run(
+            target = pathlib.Path(tmp) / "out"
+            code, _, _ = _run(
                 [
                     unar,
                     "-q",
@@ -158,10 +245,10 @@ def unar_members(
                     "-p",
                     "X",
                     "-o",
-                    str(out),
+                    str(target),
                     "--",
                     str(source),
                 ],
                 timeout,
             )
-            yield from _extracted(out, plain)
+            yield from _extracted(target, "unar", code, len(plain))

@@ -57,6 +57,20 @@ BAD_SYNTAX: Final = "500 5.5.2 Error: bad syntax"
 UNKNOWN_COMMAND: Final = "500 5.5.2 Error: command {command} not recognized"
 NOT_IMPLEMENTED: Final = "502 5.5.1 Error: command {command} not implemented"
 LINE_TOO_LONG: Final = "500 5.5.2 Error: line too long"
+NEED_HELO: Final = "503 5.5.1 Error: send {verb} first"
+DATA_SYNTAX: Final = "501 5.5.4 Syntax: DATA"
+HELO_SYNTAX: Final = "501 5.5.4 Syntax: {verb} hostname"
+TOO_MANY_UNKNOWN: Final = (
+    "421 4.7.0 Error: too many unrecognized commands, closing channel"
+)
+TOO_MANY_COMMANDS: Final = (
+    "421 4.7.0 Error: too many {command} commands, closing channel"
+)
+# All processing slots are taken (max_connections messages in progress,
+# counting those whose client has already gone): a 4xx to DATA defers only
+# this message, where a refused connection would count against the whole
+# content-filter transport in Postfix.
+BUSY: Final = "451 4.3.2 Too many messages in progress, try again later"
 SHUTTING_DOWN: Final = "421 4.3.2 Service shutting down, closing channel"
 TIMEOUT: Final = "421 4.4.2 {helo} Error: timeout exceeded"
 
@@ -84,6 +98,12 @@ TEMPFAIL_CONNECT: Final = (
 TEMPFAIL_TIMEOUT: Final = "450 4.4.2 Timed out during {section}, id={log_id}"
 REJECTED_DOWNSTREAM: Final = (
     "{code} {enh} id={log_id} - Rejected by next-hop MTA on relaying, {detail}"
+)
+# SMTP input: a recipient whose copy failed after another recipient's copy
+# was delivered. A 4xx would make Postfix send the delivered copy again, so
+# it is reported to the sender by a DSN instead (and logged).
+NOT_DELIVERED_AFTER_PARTIAL: Final = (
+    "554 5.4.0 id={log_id} - not delivered, other recipients were: {detail}"
 )
 # LMTP per-recipient replies.
 LMTP_RCPT_TEMPFAIL: Final = (

@@ -9,7 +9,10 @@ aiosmtpd traps handled here (docs/performance-and-reliability.md,
 "aiosmtpd"):
 - DATA is read in large chunks, not line by line (`datareader`): a 20 MB
   message costs milliseconds, not a stalled loop;
-- a handler exception becomes 451, never aiosmtpd's default 500;
+- a handler exception becomes 451, never aiosmtpd's default 500, and
+  after DATA under LMTP one 451 per recipient, never a single reply that
+  leaves Postfix waiting for the others;
+- replies aiosmtpd sends itself are put in our words (`dialect`);
 - processing is shielded from connection loss and runs under its own
   deadline, so the idle timer never cuts a long scan and a lost connection
   never leaves a half-done reinjection;
@@ -24,8 +27,8 @@ from typing import TYPE_CHECKING
 
 from mailfilter.smtp import params as smtpparams
 from mailfilter.smtp import replies
-from mailfilter.smtp.batching import BatchedReplies
 from mailfilter.smtp.datareader import CHUNK, read_data
+from mailfilter.smtp.dialect import AmavisDialect
 from mailfilter.smtp.envelope import Client, Envelope, MailParams, Recipient
 
 if TYPE_CHECKING:
@@ -46,7 +49,7 @@ _EHLO_KEYWORDS = (
 )
 
 
-class FilterSMTP(BatchedReplies):
+class FilterSMTP(AmavisDialect):
     """One Postfix connection; `app.Service` builds one per connection."""
 
     # The StreamReader limit. DATA is read in chunks of up to this size;
@@ -115,7 +118,7 @@ class FilterSMTP(BatchedReplies):
 
     async def _hello(self, hostname: str | None, verb: str) -> None:
         if not hostname:
-            await self._reply(f"501 5.5.4 Syntax: {verb} hostname")
+            await self._reply(replies.HELO_SYNTAX.format(verb=verb))
             return
         self._rset()
         self._xforward = {}
@@ -133,7 +136,7 @@ class FilterSMTP(BatchedReplies):
     async def smtp_HELO(self, hostname: str | None) -> None:
         """HELO: plain SMTP, no extensions."""
         if not hostname:
-            await self._reply("501 5.5.4 Syntax: HELO hostname")
+            await self._reply(replies.HELO_SYNTAX.format(verb="HELO"))
             return
         self._rset()
         self._sess().extended_smtp = False
@@ -151,14 +154,6 @@ class FilterSMTP(BatchedReplies):
         self._xforward = {}
         await self._reply(replies.RSET)
 
-    async def smtp_VRFY(self, arg: str | None) -> None:
-        """VRFY is never answered truthfully, as in amavis."""
-        await self._reply(replies.VRFY)
-
-    async def smtp_HELP(self, arg: str | None) -> None:
-        """HELP."""
-        await self._reply(replies.HELP)
-
     async def smtp_QUIT(self, arg: str | None) -> None:
         """QUIT."""
         await self._reply(replies.QUIT.format(helo=self.hostname), flush=True)
@@ -166,10 +161,6 @@ class FilterSMTP(BatchedReplies):
             self._handler_coroutine.cancel()
         if self.transport is not None:
             self.transport.close()
-
-    async def smtp_EXPN(self, arg: str | None) -> None:
-        """EXPN is not implemented (amavis's text)."""
-        await self._reply(replies.NOT_IMPLEMENTED.format(command="EXPN"))
 
     # -- XFORWARD (XFORWARD_README) ------------------------------------------
 
@@ -247,26 +238,60 @@ class FilterSMTP(BatchedReplies):
             )
             return
         if arg:
-            await self._reply("501 5.5.4 Syntax: DATA")
+            await self._reply(replies.DATA_SYNTAX)
             return
+        # LMTP: one final reply per accepted recipient, whatever happens;
+        # Postfix's LMTP client waits for each until its timeout.
+        count = len(self._rcpts) if lmtp else 1
         await self._reply(replies.DATA_GO_AHEAD, flush=True)
-        data = await read_data(self._reader, self._limit)
-        if data.content is None:
-            await self._reply(
-                replies.TOO_BIG.format(size=data.size), flush=True
-            )
-            self._finish_transaction()
+        try:
+            data = await read_data(self._reader, self._limit)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            raise  # the client is gone: nobody to answer
+        except Exception as exc:
+            # Where the data ends is unknown: the rest of the message must
+            # never be read as commands. Answer, then hang up.
+            await self._final([self._trouble(exc)] * count)
+            if self.transport is not None:
+                self.transport.close()
             return
-        envelope = self._envelope(data.content, lmtp, data.dot_lines)
+        if data.content is None:
+            self._finish_transaction()
+            await self._final([replies.TOO_BIG.format(size=data.size)] * count)
+            return
+        try:
+            envelope = self._envelope(data.content, lmtp, data.dot_lines)
+        except Exception as exc:  # our bug: 4xx, never a lost reply
+            self._finish_transaction()
+            await self._final([self._trouble(exc)] * count)
+            return
         self._finish_transaction()
         # The scan and reinjection may take minutes: keep the idle timer
         # from closing the connection under it.
         self._reset_timeout(self._busy_timeout)
-        # LMTP: one reply per recipient, all sent together.
-        for text in await self._run(envelope):
+        try:
+            answers = await self._run(envelope)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            answers = [self._trouble(exc)] * count
+        if len(answers) != count:
+            log.error("(!!)%d replies for %d recipients", len(answers), count)
+            answers = [self._trouble(ValueError())] * count
+        await self._final(answers)
+        self._reset_timeout()
+
+    async def _final(self, answers: list[str]) -> None:
+        """The final reply (SMTP) or replies (LMTP), sent together."""
+        for text in answers:
             self._queue(text)
         await self._flush()
-        self._reset_timeout()
+
+    def _trouble(self, error: Exception) -> str:
+        log.error("(!!)TROUBLE in SMTP session: %r", error)
+        return replies.TEMPFAIL_INTERNAL.format(
+            log_id="-", section="smtp", error=type(error).__name__
+        )
 
     def _finish_transaction(self) -> None:
         self._set_post_data_state()  # type: ignore[no-untyped-call]
@@ -317,10 +342,7 @@ class FilterSMTP(BatchedReplies):
 
         See docs/engineering-rules.md, Rule 1.
         """
-        log.error("(!!)TROUBLE in SMTP session: %s", error)
-        return replies.TEMPFAIL_INTERNAL.format(
-            log_id="-", section="smtp", error=type(error).__name__
-        )
+        return self._trouble(error)
 
 
 def _peer_host(peer: object) -> str:

@@ -2,7 +2,10 @@
 
 Finds the message in the quarantine by its mail_id and reinjects it to
 the forward listener (10025), to its original recipients or to the ones
-given. Logged as amavis does: `Quarantined message release`.
+given. Logged as amavis does: `Quarantined message release`; the caller
+sets up logging (`mailfilter.logsetup`), as for the service. Addresses
+come from the envelope of a hostile message: they are escaped before they
+reach the terminal or the log.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from mailfilter.addresses import parse_endpoint
+from mailfilter.decision.amavislog import clean
 from mailfilter.downstream.reinject import Downstream, DownstreamError
 from mailfilter.smtp.envelope import Recipient
 from mailfilter.store.quarantine import Quarantine
@@ -46,12 +50,18 @@ async def release(config: Config, mail_id: str, to: list[str] | None) -> int:
         await downstream.aclose()
     ok = all(a.code < 300 for a in answers)
     for rcpt, answer in zip(rcpts, answers, strict=True):
-        print(f"<{rcpt.address}>: {answer}")
+        print(f"<{_shown(rcpt.address)}>: {clean(str(answer))}")
     log.info(
         "(rel-%s) Quarantined message release (miscategorized): %s <%s> -> %s",
         mail_id,
         mail_id,
-        found.sender,
-        ",".join(f"<{r.address}>" for r in rcpts),
+        _shown(found.sender),
+        ",".join(f"<{_shown(r.address)}>" for r in rcpts),
     )
     return 0 if ok else 1
+
+
+def _shown(address: str) -> str:
+    """An envelope address safe for one log line (bytes kept visible)."""
+    raw = address.encode("utf-8", "surrogateescape")
+    return clean(raw.decode("utf-8", "backslashreplace"))

@@ -43,6 +43,10 @@ async def make_stack(tmp_path: Path, mta: FakeMTA, **overrides: Any) -> Stack:
         "quarantine": str(tmp_path / "quarantine"),
         "hostname": "filter.test.invalid",
         "log_to": "stderr",
+        # Mail authentication has its own tests (tests/unit/auth,
+        # tests/integration/test_auth_*.py); these keep the bytes as sent.
+        "inbound_verify": False,
+        "listen_originating": [],
     }
     settings.update(overrides)
     config = configmod.load(None, settings)

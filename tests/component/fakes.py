@@ -3,8 +3,10 @@
 It supports PIPELINING (replies are computed per command, so pipelined
 input works), records each transaction's raw bytes, and takes an error
 queue, like Mailman's testing MTA: each entry is (phase, action) where
-phase is "connect", "mail", "rcpt:<addr>", "data", "dot" and action is a
-reply line, "hang", "drop" or "delay:<seconds>" (then carry on).
+phase is "connect", "mail", "rcpt:<addr>", "data", "dot", "rset" and
+action is a reply line, "hang", "drop" or "delay:<seconds>" (then carry
+on). With `idle_close` set, a connection idle that many seconds gets
+"421 ... timeout exceeded" and is closed, as Postfix's smtpd does.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class FakeMTA:
     transactions: list[Transaction] = field(default_factory=list)
     connections: int = 0
     port: int = 0
+    idle_close: float = 0.0
 
     async def start(self) -> None:
         """Listen on a free loopback port."""
@@ -94,7 +97,16 @@ class FakeMTA:
         sender = ""
         rcpts: list[str] = []
         while True:
-            line = await reader.readuntil(b"\r\n")
+            try:
+                line = await asyncio.wait_for(
+                    reader.readuntil(b"\r\n"), self.idle_close or None
+                )
+            except TimeoutError:
+                writer.write(
+                    b"421 4.4.2 fake.test Error: timeout exceeded\r\n"
+                )
+                await writer.drain()
+                return
             text = line.decode("utf-8", "surrogateescape").rstrip("\r\n")
             verb = text.split(" ", 1)[0].upper()
             commands.append(text)
@@ -138,7 +150,8 @@ class FakeMTA:
                 commands, sender, rcpts = [], "", []
             elif verb == "RSET":
                 commands, sender, rcpts = [], "", []
-                writer.write(b"250 2.0.0 Ok\r\n")
+                if not await self._inject("rset", writer):
+                    writer.write(b"250 2.0.0 Ok\r\n")
             elif verb == "NOOP":
                 writer.write(b"250 2.0.0 Ok\r\n")
             elif verb == "QUIT":

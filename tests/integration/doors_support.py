@@ -51,7 +51,7 @@ def start_door(
     root.mkdir(parents=True, exist_ok=True)
     door_port, plain_port = free_port(), free_port()
     snippet = (REPO / f"deploy/postfix/{door}.cf.snippet").read_text()
-    snippet = re.sub(r"\b1002[46]\b", str(door_port), snippet)
+    snippet = re.sub(r"\b1002[47]\b", str(door_port), snippet)
     postfix = start_postfix(
         root / "pf",
         plain_port,

@@ -173,3 +173,30 @@ def test_filter_killed_mid_stream_loses_nothing(tmp_path):
     finally:
         mf.stop()
         pf.stop()
+
+
+def test_pooled_connection_closed_by_postfix_is_not_a_deferral(tmp_path):
+    """Postfix's 10025 smtpd closes an idle connection (421, smtpd_timeout)
+    while it sits in the filter's pool: the next message is probed off it
+    and delivered on a new connection, never deferred by a stale one."""
+    fport = free_port()
+    pf = start_postfix(
+        tmp_path / "pf", fport, extra_main="smtpd_timeout = 2s\n"
+    )
+    mf = start_filter(tmp_path / "f1", fport, pf.reinject_port)
+    try:
+        send(pf.port, ["u@example.com"], MESSAGE)
+        pf.wait_delivered(1)
+        time.sleep(4)  # past smtpd_timeout: 10025 has hung up on the pool
+        send(
+            pf.port,
+            ["u@example.com"],
+            MESSAGE.replace(b"it-1@", b"it-2@"),
+        )
+        pf.wait_delivered(2, timeout=30)
+        # No deferral by the filter (a Maildir hiccup of the delivery
+        # side would say "maildir delivery failed" instead).
+        assert not re.search(r"status=deferred \(host 127\.0\.0\.1", pf.log())
+    finally:
+        mf.stop()
+        pf.stop()

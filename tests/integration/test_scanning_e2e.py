@@ -212,3 +212,49 @@ def test_forged_spam_fields_are_removed(scanned):
     assert b"score=-100" not in data
     assert b"X-Spam-Flag: NO" not in data
     assert data.endswith(b"Just a note.\n")
+
+
+def test_one_group_tempfailed_delivers_nothing_twice(tmp_path, clamd):
+    """clamd down, scanner_failure.clamav = tempfail, one recipient who
+    bypasses virus checks: Postfix's SMTP hand-off gets a 4xx and nothing
+    is reinjected, so its retries deliver no copy early and none twice;
+    once clamd is back each recipient gets exactly one copy."""
+    policy = tmp_path / "policy.toml"
+    policy.write_text(
+        (REPO / "policy/default.toml").read_text()
+        + '\n[[recipient]]\nmatch = "noav@example.com"\n'
+        + "bypass_virus_checks = true\n"
+    )
+    fport = free_port()
+    pf = start_postfix(tmp_path / "pf", fport)
+    mf = start_filter(
+        tmp_path / "f1",
+        fport,
+        pf.reinject_port,
+        clamd=f"127.0.0.1:{free_port()}",
+        policy=policy,
+    )
+    try:
+        data = msg("split groups", b"hello")
+        with smtplib.SMTP("127.0.0.1", pf.port, timeout=30) as smtp:
+            smtp.sendmail(
+                "a@example.org", ["noav@example.com", "u@example.com"], data
+            )
+        pf.wait_log("status=deferred")
+        time.sleep(5)  # several of Postfix's retries (backoff 1-2 s)
+        assert [] == pf.delivered()
+        mf.stop()
+        mf = start_filter(
+            tmp_path / "f2",
+            fport,
+            pf.reinject_port,
+            clamd=clamd.address,
+            policy=policy,
+        )
+        pf.flush()
+        pf.wait_delivered(2, timeout=60)
+        time.sleep(2)
+        assert 2 == len(pf.delivered())
+    finally:
+        mf.stop()
+        pf.stop()

@@ -9,7 +9,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.ports import wait_port
+from tests.support.ports import free_port, wait_port
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -52,6 +52,8 @@ def start_filter(
     spamd: str = "off",
     policy: Path | None = None,
     extra: list[str] | None = None,
+    originating_port: int | None = None,
+    verify: bool = False,
 ) -> FilterProcess:
     """Start `python -m mailfilter` with stderr logging into workdir."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -76,6 +78,12 @@ def start_filter(
         "filter.test.invalid",
         "--log-to",
         "stderr",
+        # Never the default 10026 (tests run side by side), and mail
+        # authentication only where a test asks for it.
+        "--listen-originating",
+        f"127.0.0.1:{originating_port or free_port()}",
+        "--inbound-verify",
+        "yes" if verify else "no",
         *(extra or []),
     ]
     env = dict(os.environ, PYTHONPATH=str(REPO))
@@ -98,11 +106,17 @@ def start_sandwich(root: Path, *, clamd: str = "off", spamd: str = "off"):  # no
     from tests.support.ports import free_port
     from tests.support.postfix import start_postfix
 
-    fport = free_port()
-    postfix = start_postfix(root / "pf", fport)
+    fport, oport = free_port(), free_port()
+    # The whole recipe: submission -> scan-orig -> the ORIGINATING listener.
+    postfix = start_postfix(root / "pf", fport, originating_port=oport)
     try:
         flt = start_filter(
-            root / "f", fport, postfix.reinject_port, clamd=clamd, spamd=spamd
+            root / "f",
+            fport,
+            postfix.reinject_port,
+            clamd=clamd,
+            spamd=spamd,
+            originating_port=oport,
         )
     except BaseException:
         postfix.stop()

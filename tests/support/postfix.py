@@ -57,6 +57,7 @@ class PostfixInstance:
     port: int
     filter_port: int
     reinject_port: int
+    submission_port: int = 0  # with originating_port: the submission entry
 
     @property
     def maildir(self) -> Path:
@@ -147,12 +148,32 @@ def render_snippets(filter_port: int, reinject_port: int) -> tuple[str, str]:
     return main, master
 
 
+def render_submission(submission_port: int, originating_port: int) -> str:
+    """The shipped submission entry on a test port, as if the client had
+    authenticated: TLS and SASL settings are left out (no certificates
+    here), the content_filter line is the shipped one."""
+    text = (REPO / "deploy/postfix/submission.cf.snippet").read_text()
+    lines = [
+        line
+        for line in text.splitlines()
+        if not line.startswith("#")
+        and not re.search(r"tls_|sasl|_restrictions=", line)
+    ]
+    entry = "\n".join(lines).replace("10026", str(originating_port))
+    return re.sub(
+        r"^submission inet n\s+-\s+y",
+        f"127.0.0.1:{submission_port} inet n - n",
+        entry,
+    ) + "\n"
+
+
 def start_postfix(
     root: Path,
     filter_port: int,
     *,
     extra_main: str = "",
     content_filter: bool = True,
+    originating_port: int | None = None,
 ) -> PostfixInstance:
     """Create and start an instance whose content_filter is filter_port.
 
@@ -213,10 +234,16 @@ smtp_connect_timeout = 5s
 {main_snippet}
 {extra_main}
 """)
+    submission = ""
+    if originating_port is not None:
+        submission_port = free_port()
+        submission = render_submission(submission_port, originating_port)
     (etc / "master.cf").write_text(
-        _SERVICES.format(smtp=f"127.0.0.1:{port}") + master_snippet
+        _SERVICES.format(smtp=f"127.0.0.1:{port}") + master_snippet + submission
     )
     instance = PostfixInstance(root, port, filter_port, reinject)
+    if originating_port is not None:
+        instance.submission_port = submission_port
     for args in (("check",), ("start",)):
         done = instance.postfix(*args)
         if done.returncode != 0:

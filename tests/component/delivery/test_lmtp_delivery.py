@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import os
 
 import pytest
 
@@ -156,7 +157,55 @@ async def test_quota_and_size(lmtp):
     )
     await client.cmd("RSET")
     [reply] = await client.send("s@x.org", ["alice@example.org"], MSG)
-    assert reply.startswith("552 5.2.2")
+    assert rp.R552_MAILBOX_FULL == reply
+
+
+async def test_quota_tempfail_is_452(tmp_path):
+    """With --quota-tempfail the Maildir++ quota defers: 452 4.2.2."""
+    config = routing.Config(
+        root_template=str(tmp_path / "{domain}" / "{user}" / "Maildir"),
+        quota_tempfail=True,
+    )
+    (tmp_path / "example.org" / "alice").mkdir(parents=True)
+    root = maildir.create(tmp_path / "example.org" / "alice" / "Maildir")
+    maildir.quota.set_quota(root, maildir.quota.Quota(10))
+    server = await lm.start(config, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    client = Client(reader, writer)
+    try:
+        assert (await client.reply()).startswith("220")
+        assert (await client.cmd("LHLO test")).startswith("250")
+        replies = await client.send("s@x.org", ["alice@example.org"], MSG)
+    finally:
+        writer.close()
+        server.close()
+        await server.wait_closed()
+    assert [rp.R452_MAILBOX_FULL] == replies
+    assert [] == list((root / "new").iterdir())
+
+
+async def test_filesystem_quota_defers_that_recipient_only(lmtp, monkeypatch):
+    """EDQUOT while writing alice's copy: 452 4.2.2 for her (Postfix
+    retries), bob delivered, nothing left in alice's Maildir. The write
+    call is the injection point: no filesystem here has user quotas."""
+    client, base = lmtp
+    real = maildir.delivery.os.write
+
+    def write(fd, data):
+        if "/alice/Maildir/tmp/" in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(errno.EDQUOT, os.strerror(errno.EDQUOT))
+        return real(fd, data)
+
+    monkeypatch.setattr(maildir.delivery.os, "write", write)
+    replies = await client.send(
+        "s@x.org", ["alice@example.org", "bob@example.org"], MSG
+    )
+    assert replies[0].startswith("4"), replies
+    assert [rp.R452_MAILBOX_FULL, rp.R250_DELIVERED] == replies
+    for sub in ("new", "tmp"):
+        assert [] == list((base / "alice" / "Maildir" / sub).iterdir())
+    assert 1 == len(list((base / "bob" / "Maildir" / "new").iterdir()))
 
 
 async def test_bug_is_451_never_5xx(lmtp, monkeypatch):

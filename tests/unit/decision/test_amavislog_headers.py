@@ -111,6 +111,42 @@ def test_edit_strips_forged_spam_fields_and_tags_subject():
     assert out == headers.edit(out, strip_spam=True, subject_tag="***SPAM*** ")
 
 
+@pytest.mark.parametrize(
+    "forged",
+    [
+        b"X-SPAM-FLAG: YES\r\n",
+        b"x-spam-flag: YES\r\n",
+        b"X-Spam-FLAG: YES\r\n",
+        b"X-sPaM-fLaG:YES\r\n",
+        b"X-Spam-Flag \t: YES\r\n",
+        b"X-Spam-Flag:\r\n YES\r\n",
+        b"X-SPAM-FLAG:\r\n\tYES\r\n \r\n",
+        b"X-SPAM-STATUS: Yes, score=99\r\n tests=FORGED\r\n",
+        b"X-SPAM-SCORE: 99\r\n",
+    ],
+)
+def test_forged_spam_fields_go_in_any_case_and_folding(forged):
+    """A forged spam field goes whatever its letter case, the blanks
+    before its colon or its folded continuation lines; Python's `email`
+    sees none left."""
+    import email
+
+    msg = b"Subject: hello\r\n" + forged + b"From: a@b\r\n\r\nbody\r\n"
+    out = headers.edit(msg, strip_spam=True, subject_tag="")
+    assert b"Subject: hello\r\nFrom: a@b\r\n\r\nbody\r\n" == out
+    parsed = email.message_from_bytes(out)
+    assert not [k for k in parsed if k.lower().startswith("x-spam-")]
+
+
+def test_forged_spam_field_last_in_a_header_without_end():
+    """The last header line of a message with no body and no final line
+    end is removed too."""
+    msg = b"Subject: hello\r\nX-SPAM-FLAG: YES"
+    assert b"Subject: hello\r\n" == headers.edit(
+        msg, strip_spam=True, subject_tag=""
+    )
+
+
 def test_edit_without_changes_returns_same_object():
     """No edit means no copy of a possibly large message."""
     msg = b"Subject: x\r\n\r\nbody\r\n"
@@ -151,6 +187,36 @@ def test_edit_without_changes_returns_same_object():
 def test_one_response_for_all(per_rcpt, expected):
     """amavis's rule for one SMTP reply covering several recipients."""
     assert expected == one_response_for_all(per_rcpt, "1")
+
+
+def test_no_4xx_once_a_copy_is_delivered():
+    """SMTP input: after one recipient's copy was delivered, another's
+    temporary failure becomes a reported 5xx, so the one reply is 2xx."""
+    from mailfilter.decision.answers import settle_after_delivery
+
+    per_rcpt = ["250 2.0.0 from MTA(x): 250 ok", "451 4.3.0 later"]
+    settled = settle_after_delivery(per_rcpt, [0], "1")
+    assert settled[1].startswith("554 5.4.0 id=1 - ")
+    assert settled[1].endswith(": 451 4.3.0 later")
+    assert "250 2.0.0 from MTA(x): 250 ok, but 1 REJECT" == (
+        one_response_for_all(settled, "1")
+    )
+    assert per_rcpt == settle_after_delivery(per_rcpt, [], "1")
+
+
+def test_trouble_after_a_delivery():
+    """Our bug part-way: 4xx if nothing was delivered; otherwise SMTP keeps
+    the delivered 2xx and LMTP answers each recipient on its own."""
+    from mailfilter.decision.answers import after_trouble
+
+    known = {0: "250 2.0.0 from MTA(x): 250 ok"}
+    smtp = after_trouble(known, [0], 2, lmtp=False, log_id="1", error="E")
+    assert [known[0]] == smtp
+    lmtp = after_trouble(known, [0], 2, lmtp=True, log_id="1", error="E")
+    assert known[0] == lmtp[0]
+    assert lmtp[1].startswith("451 4.5.0 Error in processing, id=1")
+    (none,) = after_trouble({}, [], 2, lmtp=False, log_id="1", error="E")
+    assert none.startswith("451 ")
 
 
 def test_reply_constants_have_enhanced_codes():

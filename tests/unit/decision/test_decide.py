@@ -78,7 +78,9 @@ def test_default_policy_delivers_spam_tagged_like_debian():
     assert decision.subject_tag == "***SPAM*** "
     assert decision.quarantine
     seed = load_policy(DEFAULT.parent / "seed.toml")
-    assert decide([clam(), sa(9.0), ban()], seed, "u@x").action is Action.DISCARD
+    assert (
+        decide([clam(), sa(9.0), ban()], seed, "u@x").action is Action.DISCARD
+    )
 
 
 def clam(*viruses, ok=True, error=""):
@@ -179,16 +181,27 @@ CASES = [
         },
     ),
     (
-        "encrypted",
+        "encrypted is quarantined, not delivered",
         [clam(), sa(), ban(unchecked=("encrypted",))],
         R,
         {
             "verdict": Verdict.UNCHECKED,
-            "action": Action.PASS,
+            "action": Action.DISCARD,
             "quarantine": True,
-            "subject_tag": "***UNCHECKED*** ",
+            "subject_tag": "",
             "reason": "UNCHECKED: encrypted",
             "detail": "encrypted",
+        },
+    ),
+    (
+        "not decoded is quarantined, not delivered",
+        [clam(), sa(), ban(unchecked=("not decoded: 7z: empty listing",))],
+        R,
+        {
+            "verdict": Verdict.UNCHECKED,
+            "action": Action.DISCARD,
+            "quarantine": True,
+            "detail": "not decoded: 7z: empty listing",
         },
     ),
     (
@@ -263,10 +276,16 @@ CASES = [
         {"verdict": Verdict.BANNED, "action": Action.DISCARD},
     ),
     (
-        "clamd failed and merely unchecked still tempfails",
+        "clamd failed and unchecked that would pass still tempfails",
+        [clam(ok=False, error="down"), ban(unchecked=("encrypted",))],
+        "crypto@x.example",
+        {"action": Action.TEMPFAIL},
+    ),
+    (
+        "clamd failed and unchecked: the definite discard stands",
         [clam(ok=False, error="down"), ban(unchecked=("encrypted",))],
         R,
-        {"action": Action.TEMPFAIL},
+        {"verdict": Verdict.UNCHECKED, "action": Action.DISCARD},
     ),
     (
         "banned scanner failure tempfails",
@@ -412,16 +431,27 @@ def _variant(tmp_path, old, new):
 
 
 def test_clamd_failure_pass_setting_gives_unchecked(tmp_path):
-    """With clamav failure set to pass, the copy is passed UNCHECKED, tagged."""
+    """With clamav failure set to pass, the copy is UNCHECKED: quarantined."""
     policy = _variant(tmp_path, 'clamav = "tempfail"', 'clamav = "pass"')
     decision = decide([clam(ok=False, error="down"), sa()], policy, R)
-    assert (Verdict.UNCHECKED, Action.PASS, "***UNCHECKED*** ", False) == (
+    assert (Verdict.UNCHECKED, Action.DISCARD, True, False) == (
         decision.verdict,
         decision.action,
-        decision.subject_tag,
+        decision.quarantine,
         decision.virus_scanned,
     )
     assert "UNCHECKED" == decision.reason
+    path = tmp_path / "lover.toml"
+    path.write_text((tmp_path / "v.toml").read_text() + OVERRIDES)
+    lover = decide(
+        [clam(ok=False, error="down"), sa()],
+        load_policy(path),
+        "crypto@x.example",
+    )
+    assert (Action.PASS, "***UNCHECKED*** ") == (
+        lover.action,
+        lover.subject_tag,
+    )
 
 
 def test_spamd_failure_tempfail_setting(tmp_path):
@@ -434,15 +464,19 @@ def test_spamd_failure_tempfail_setting(tmp_path):
     assert "spam_scan FAILED: refused" == decision.reason
 
 
-def test_unchecked_discard_destiny(tmp_path):
-    """A site that discards UNCHECKED gets discard and no subject tag."""
+def test_unchecked_pass_destiny(tmp_path):
+    """A site that relaxes UNCHECKED to pass delivers it tagged, quarantined."""
     policy = _variant(
         tmp_path,
-        'action = "pass"\nquarantine = true\nsubject_tag = "***UNCHECKED*** "',
         'action = "discard"\nquarantine = true\nsubject_tag = "***UNCHECKED*** "',
+        'action = "pass"\nquarantine = true\nsubject_tag = "***UNCHECKED*** "',
     )
     decision = decide([ban(unchecked=("ambiguous content",))], policy, R)
-    assert (Action.DISCARD, "") == (decision.action, decision.subject_tag)
+    assert (Action.PASS, "***UNCHECKED*** ", True) == (
+        decision.action,
+        decision.subject_tag,
+        decision.quarantine,
+    )
 
 
 def test_decide_is_deterministic(policy):

@@ -42,10 +42,9 @@ def test_default_values_are_debians():
     assert (14, 1500) == (limits.max_depth, limits.max_files)
     assert Action.DISCARD == policy.destinies[Verdict.INFECTED].action
     assert policy.destinies[Verdict.BANNED].quarantine
-    assert Action.PASS == policy.destinies[Verdict.UNCHECKED].action
-    assert (
-        "***UNCHECKED*** " == policy.destinies[Verdict.UNCHECKED].subject_tag
-    )
+    # Fail closed: what the engine could not see is kept, not delivered.
+    assert Action.DISCARD == policy.destinies[Verdict.UNCHECKED].action
+    assert policy.destinies[Verdict.UNCHECKED].quarantine
     assert Action.TEMPFAIL == policy.scanner_failure["clamav"]
     assert Action.PASS == policy.scanner_failure["spamassassin"]
     assert policy.spam.max_size > 0

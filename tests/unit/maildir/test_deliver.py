@@ -179,7 +179,12 @@ def _fail_on(monkeypatch, module, name, code, *, times=10**6, when=None):
     [
         ("write", errno.ENOSPC, "4.3.0", True, 75),
         ("write", errno.EIO, "4.3.0", True, 75),
-        ("write", errno.EDQUOT, "5.2.2", False, 77),
+        # A filesystem quota clears when raised or freed: defer, never
+        # bounce (a shared quota would bounce every mail of the outage).
+        ("write", errno.EDQUOT, "4.2.2", True, 75),
+        ("close", errno.EDQUOT, "4.2.2", True, 75),
+        ("fsync", errno.EDQUOT, "4.2.2", True, 75),
+        ("write", errno.EFBIG, "5.2.2", False, 77),
         ("fsync", errno.EIO, "4.3.0", True, 75),
         ("close", errno.EIO, "4.3.0", True, 75),
         ("link", errno.EIO, "4.3.0", True, 75),

@@ -146,7 +146,7 @@ def test_clean_tmp(tmp_path):
         (errno.ESTALE, True, "4.2.0"),
         (errno.EAGAIN, True, "4.2.0"),
         (errno.EACCES, True, "4.2.0"),
-        (errno.EDQUOT, False, "5.2.2"),
+        (errno.EDQUOT, True, "4.2.2"),
         (errno.EFBIG, False, "5.2.2"),
         (errno.ELOOP, True, "4.3.0"),
     ],
@@ -268,6 +268,24 @@ def test_cli_over_quota_is_77(tmp_path, monkeypatch, capsys):
             b"123456\n",
         )[0]
     )
+
+
+def test_cli_filesystem_quota_is_75(tmp_path, monkeypatch, capsys):
+    """EDQUOT from the filesystem exits 75 with 4.2.2, even without
+    --quota-tempfail (that flag is about the Maildir++ quota only)."""
+    root = maildir.create(tmp_path / "M")
+    real = os.write
+
+    def write(fd, data):
+        if "/M/tmp/" in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(errno.EDQUOT, os.strerror(errno.EDQUOT))
+        return real(fd, data)
+
+    monkeypatch.setattr(maildir.delivery.os, "write", write)
+    code, out = run_cli(monkeypatch, capsys, ["--maildir", str(root)], b"a\n")
+    assert (75, "4.2.2") == (code, out.split()[0])
+    assert [] == list((root / "new").iterdir())
+    assert [] == list((root / "tmp").iterdir())
 
 
 def test_cli_unexpected_error_is_75(tmp_path, monkeypatch, capsys):

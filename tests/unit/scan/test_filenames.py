@@ -30,7 +30,7 @@ def names(disposition="", content_type="application/octet-stream"):
         ("attachment; filename*=utf-8'en-US'payload%2Eexe", ("payload.exe",)),
         (
             "attachment; filename*0*=utf-8''%E2%80%AEinv; filename*1=\"oice.exe\"",
-            ("invoice.exe",),
+            ("invoice.exe", "\u202einvoice.exe"),
         ),
         ("attachment; filename*=iso-8859-1''r%E9sum%E9.pdf", ("résumé.pdf",)),
         (
@@ -42,7 +42,10 @@ def names(disposition="", content_type="application/octet-stream"):
             ("résumé final.pdf",),
         ),
         ('attachment; filename="INVOICE.EXE. . ."', ("invoice.exe",)),
-        ('attachment; filename="a\u200b.e\u00adxe\ufeff"', ("a.exe",)),
+        (
+            'attachment; filename="a\u200b.e\u00adxe\ufeff"',
+            ("a.exe", "a\u200b.e\u00adxe\ufeff"),
+        ),
         (
             'attachment; filename="invoice.\uff45\uff58\uff45"',
             ("invoice.exe",),
