@@ -29,6 +29,7 @@ from mailfilter.addresses import parse_endpoint
 from mailfilter.auth import setup as authsetup
 from mailfilter.decision.policyfile import load_policy
 from mailfilter.downstream.reinject import Downstream
+from mailfilter.milter import server as milter_server
 from mailfilter.ops import metrics as metricsmod
 from mailfilter.pipeline import Context, Pipeline
 from mailfilter.smtp import replies
@@ -187,29 +188,58 @@ class Service:
         for text in (*self.config.listen, *self.config.listen_originating):
             endpoint = parse_endpoint(text)
             lmtp = endpoint.proto == "lmtp"
-            server = await asyncio.get_running_loop().create_server(
-                functools.partial(self._factory, endpoint, lmtp),
-                host=endpoint.host,
-                port=endpoint.port,
-                reuse_address=True,
-                # A burst of connects must wait in the kernel's queue, not
-                # be dropped before the greeting: 128 overflowed at 1000
-                # concurrent clients. Linux caps it at net.core.somaxconn.
-                backlog=_BACKLOG,
-            )
+            if endpoint.door == "milter":
+                server = await milter_server.start(
+                    endpoint, self._milter_process, self._milter_limits
+                )
+            else:
+                server = await asyncio.get_running_loop().create_server(
+                    functools.partial(self._factory, endpoint, lmtp),
+                    host=endpoint.host,
+                    port=endpoint.port,
+                    reuse_address=True,
+                    # A burst of connects must wait in the kernel's queue,
+                    # not be dropped before the greeting: 128 overflowed
+                    # at 1000 concurrent clients. Linux caps it at
+                    # net.core.somaxconn.
+                    backlog=_BACKLOG,
+                )
             self._servers.append(server)
             addr = server.sockets[0].getsockname()
+            if endpoint.proto == "unix":
+                addr = (endpoint.path, 0)
             bound.append((addr[0], addr[1]))
             log.info(
                 "listening on %s:%s (%s, %s)",
                 addr[0],
                 addr[1],
-                "LMTP" if lmtp else "SMTP",
+                endpoint.door or ("LMTP" if lmtp else "SMTP"),
                 "ORIGINATING"
                 if text in self.config.listen_originating
                 else "INBOUND",
             )
         return bound
+
+    def _milter_limits(self) -> milter_server.Limits:
+        cfg = self.config
+        return milter_server.Limits(
+            size_limit=cfg.message_size_limit,
+            max_recipients=cfg.max_recipients,
+            idle_timeout=cfg.idle_timeout,
+            busy_timeout=cfg.scan_timeout + cfg.forward_timeout + 30,
+            hold=cfg.milter_discard == "hold",
+        )
+
+    async def _milter_process(
+        self, envelope: Envelope, keep: Downstream
+    ) -> list[str]:
+        """A message through the milter door, in a processing slot."""
+        if not await self.slots.admit():
+            return [replies.BUSY]
+        try:
+            return await self.pipeline.process(envelope, "milter", keep)
+        finally:
+            self.slots.release()
 
     def _factory(self, endpoint: Endpoint, lmtp: bool) -> _Session:
         try:
@@ -223,7 +253,9 @@ class Service:
         cfg = self.config
         return _Session(
             self,
-            self.pipeline.process,
+            functools.partial(
+                self.pipeline.process, door=endpoint.door or "content_filter"
+            ),
             helo_name=f"[{host}]",
             local_addr=(host, port),
             lmtp=lmtp,

@@ -42,8 +42,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "listen",
         ["127.0.0.1:10024"],
-        "Where Postfix hands mail over: HOST:PORT (SMTP) or lmtp:HOST:PORT. "
-        "Repeat for several listeners. Keep it on loopback.",
+        "Where Postfix hands mail over: HOST:PORT (SMTP) or lmtp:HOST:PORT "
+        "(after-queue content_filter), milter:HOST:PORT or "
+        "milter:unix:/path (smtpd_milters), proxy:HOST:PORT "
+        "(smtpd_proxy_filter). Repeat for several listeners. Keep it on "
+        "loopback.",
     ),
     Setting(
         "forward",
@@ -151,6 +154,14 @@ SETTINGS: tuple[Setting, ...] = (
         60.0,
         "On SIGTERM, seconds in-flight messages get to finish; the rest get "
         "421 and Postfix retries them.",
+    ),
+    Setting(
+        "milter_discard",
+        "drop",
+        "Milter door only: a message every recipient's policy discards is "
+        "dropped (drop), or kept in Postfix's hold queue (hold; `postsuper "
+        "-H` releases it). Our quarantine copy is kept either way when the "
+        "policy says so.",
     ),
     Setting(
         "metrics",
@@ -295,6 +306,7 @@ class Config:
     forward_timeout: float
     idle_timeout: float
     shutdown_timeout: float
+    milter_discard: str
     metrics: str
     listen_originating: tuple[str, ...]
     originating_policy: str
@@ -415,6 +427,8 @@ def _validate(source: str, values: dict[str, Any]) -> None:
             parse_endpoint(text, unix_ok=unix_ok)
         except ValueError as exc:
             raise ConfigError(f"{source}: {key}: {exc}") from exc
+    if values["milter_discard"] not in ("drop", "hold"):
+        raise ConfigError(f"{source}: milter_discard: must be drop or hold")
     _validate_auth(source, values)
     if values["log_to"] not in ("syslog", "stderr"):
         raise ConfigError(f"{source}: log_to: must be syslog or stderr")

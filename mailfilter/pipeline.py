@@ -23,12 +23,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from mailfilter.auth import bank as authbank
 from mailfilter.auth import step as authstep
-from mailfilter.decision import amavislog, answers, headers, mailid
+from mailfilter.decision import amavislog, answers, doors, headers, mailid
 from mailfilter.decision.decide import decide
 from mailfilter.decision.outcome import Job, Outcome, added_fields, log_outcome
 from mailfilter.decision.verdict import (
@@ -78,19 +78,35 @@ class Pipeline:
     def __init__(self, context: Context) -> None:
         self.context = context
 
-    async def process(self, envelope: Envelope) -> list[str]:
+    async def process(
+        self,
+        envelope: Envelope,
+        door: str = doors.CONTENT_FILTER,
+        downstream: Downstream | None = None,
+    ) -> list[str]:
         """Never raises: our own failure is a tempfail, logged.
 
         Unless a copy was delivered already: then the delivered
         recipients keep their 2xx (a 4xx would duplicate them).
+
+        `door` selects the policy bank; the milter door passes its own
+        `downstream` (Postfix keeps the message) and gets one answer per
+        recipient (docs/milter.md).
         """
         log_id = mailid.log_id()
         ctx = self.context  # one snapshot per message, even across SIGHUP
         ctx = ctx.banks.get(envelope.local_addr, ctx)
+        policy = doors.for_door(ctx.policy, door)
+        if policy is not ctx.policy or downstream is not None:
+            ctx = replace(
+                ctx, policy=policy, downstream=downstream or ctx.downstream
+            )
         outcome = Outcome()
         with ctx.metrics.in_flight():
             try:
-                return await self._process(ctx, envelope, log_id, outcome)
+                return await self._process(
+                    ctx, envelope, log_id, outcome, door == doors.MILTER
+                )
             except Exception as exc:
                 log.exception("(%s) (!!)TROUBLE in check_mail", log_id)
                 if outcome.delivered and not envelope.lmtp:
@@ -115,7 +131,12 @@ class Pipeline:
                 )
 
     async def _process(
-        self, ctx: Context, envelope: Envelope, log_id: str, outcome: Outcome
+        self,
+        ctx: Context,
+        envelope: Envelope,
+        log_id: str,
+        outcome: Outcome,
+        each_rcpt: bool = False,
     ) -> list[str]:
         start = time.monotonic()
         mail_id = mailid.mail_id()
@@ -169,7 +190,7 @@ class Pipeline:
         per_rcpt = [
             outcome.replies[i] for i in range(len(envelope.recipients))
         ]
-        if envelope.lmtp:
+        if envelope.lmtp or each_rcpt:
             return per_rcpt
         settled = answers.settle_after_delivery(
             per_rcpt, outcome.delivered, log_id

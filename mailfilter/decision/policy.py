@@ -119,3 +119,7 @@ class Policy:
     # Scanner name ("clamav", "spamassassin", "banned") -> TEMPFAIL|PASS.
     scanner_failure: Mapping[str, Action]
     recipients: tuple[RecipientOverride, ...] = ()
+    # Policy banks per front door ("content_filter", "milter", "proxy"):
+    # destinies that differ from `destinies` for mail through that door
+    # (decision/doors.py).
+    doors: Mapping[str, Mapping[Verdict, Destiny]] | None = None

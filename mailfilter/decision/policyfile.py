@@ -25,6 +25,10 @@ from mailfilter.decision.policy import (
 )
 from mailfilter.decision.verdict import Action, Verdict
 
+# Front doors; the before-queue ones answer while the client is connected.
+DOORS = ("content_filter", "milter", "proxy")
+BEFORE_QUEUE = ("milter", "proxy")
+
 if TYPE_CHECKING:
     import pathlib
     from collections.abc import Mapping
@@ -38,17 +42,25 @@ def load_policy(path: pathlib.Path) -> Policy:
         raise PolicyError(f"{path}: {exc}") from exc
     top = _Table(str(path), "", data)
     top.only(
-        "banned", "decoding", "spam", "destiny", "scanner_failure", "recipient"
+        "banned",
+        "decoding",
+        "spam",
+        "destiny",
+        "scanner_failure",
+        "recipient",
+        "door",
     )
+    destinies = _destinies(top.table("destiny"))
     return Policy(
         source=str(path),
         banned=_banned(top.table("banned"), top.table("decoding")),
         spam=_spam(top.table("spam")),
-        destinies=_destinies(top.table("destiny")),
+        destinies=destinies,
         scanner_failure=_failures(top.table("scanner_failure")),
         recipients=tuple(
             _recipient(t) for t in top.tables("recipient", required=False)
         ),
+        doors=_doors(top, destinies),
     )
 
 
@@ -182,6 +194,45 @@ def _action(table: _Table, key: str, allowed: tuple[Action, ...]) -> Action:
         names = "|".join(a.value for a in allowed)
         raise table.fail(key, f"bad action {value!r}, expected {names}")
     return Action(value)
+
+
+def _doors(
+    top: _Table, base: Mapping[Verdict, Destiny]
+) -> Mapping[str, Mapping[Verdict, Destiny]]:
+    """`[door.<name>.destiny.<VERDICT>]`: a destiny per front door.
+
+    Unset keys keep the `[destiny]` value. `reject` means a 5xx at SMTP
+    time, so only the before-queue doors (milter, proxy) may choose it.
+    """
+    if "door" not in top.data:
+        return frozen_map({})
+    doors = top.table("door")
+    doors.only(*DOORS)
+    out = {}
+    for door in doors.data:
+        bank = doors.table(door)
+        bank.only("destiny")
+        table = bank.table("destiny")
+        table.only(*(v.value for v in _BLOCKING_VERDICTS))
+        allowed = tuple(
+            a for a in Action if door in BEFORE_QUEUE or a is not Action.REJECT
+        )
+        own = {}
+        for name in table.data:
+            verdict, sub = Verdict(name), table.table(name)
+            sub.only("action", "quarantine", "subject_tag")
+            was = base[verdict]
+            quarantine = sub.get("quarantine", bool, "true or false", False)
+            tag = sub.get("subject_tag", str, "a string", required=False)
+            own[verdict] = Destiny(
+                action=_action(sub, "action", allowed),
+                quarantine=was.quarantine
+                if quarantine is None
+                else quarantine,
+                subject_tag=was.subject_tag if tag is None else tag,
+            )
+        out[door] = frozen_map(own)
+    return frozen_map(out)
 
 
 SCANNERS = ("clamav", "spamassassin", "banned")

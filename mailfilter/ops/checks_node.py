@@ -17,6 +17,7 @@ from mailfilter.scan.clamav import ClamAV
 
 if TYPE_CHECKING:
 
+    from mailfilter.addresses import Endpoint
     from mailfilter.config import Config
     from mailfilter.pipeline import Context
 
@@ -25,6 +26,9 @@ async def check_listener(config: Config) -> list[Check]:
     out = []
     for text in config.listen:
         ep = parse_endpoint(text)
+        if ep.door == "milter":
+            out.append(await _check_milter(text, ep))
+            continue
         try:
             reader, writer = await asyncio.wait_for(
                 asyncio.open_connection(ep.host, ep.port), 3
@@ -51,6 +55,21 @@ async def check_listener(config: Config) -> list[Check]:
                 )
             )
     return out
+
+
+async def _check_milter(text: str, ep: Endpoint) -> Check:
+    from mailfilter.milter.probe import negotiate
+
+    try:
+        detail = await negotiate(ep)
+    except (OSError, TimeoutError, ValueError) as exc:
+        return Check(
+            f"listener {text}",
+            False,
+            str(exc)[:80],
+            "start mailfilter (systemctl start mailfilter)",
+        )
+    return Check(f"listener {text}", True, detail)
 
 
 async def check_downstream(config: Config) -> list[Check]:
@@ -132,7 +151,10 @@ async def check_postfix(
         return [
             Check("postfix recipe", True, f"not readable ({exc}); skipped")
         ]
-    port = int(config.listen[0].rsplit(":", 1)[-1])
+    plain = [t for t in config.listen if not parse_endpoint(t).door]
+    if not plain:
+        return [Check("postfix recipe", True, "no content_filter listener")]
+    port = int(plain[0].rsplit(":", 1)[-1])
     forward_port = int(config.forward.rsplit(":", 1)[-1])
     r = postfixcheck.recipe(main, master, overrides, forward_port)
     budget = config.scan_timeout + config.forward_timeout

@@ -172,9 +172,14 @@ def start_postfix(
     filter_port: int,
     *,
     extra_main: str = "",
+    content_filter: bool = True,
     originating_port: int | None = None,
 ) -> PostfixInstance:
-    """Create and start an instance whose content_filter is filter_port."""
+    """Create and start an instance whose content_filter is filter_port.
+
+    `content_filter=False` leaves that line out, for the before-queue
+    doors whose snippets go in `extra_main` instead.
+    """
     etc, spool, data, mail = (
         root / "etc",
         root / "spool",
@@ -194,6 +199,8 @@ def start_postfix(
     os.chown(data, owner.pw_uid, owner.pw_gid)
     port, reinject = free_port(), free_port()
     main_snippet, master_snippet = render_snippets(filter_port, reinject)
+    if not content_filter:
+        main_snippet = re.sub(r"(?m)^content_filter =.*\n", "", main_snippet)
     (etc / "main.cf").write_text(f"""\
 compatibility_level = 3.6
 queue_directory = {spool}

@@ -1,0 +1,1 @@
+"""The milter front door: codec, session, actions, listener."""
