@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 async def scan_file(config: Config, path: str) -> int:
     """`mailfilter scan FILE.eml`: verdict without delivery."""
-    from mailfilter.app import build_context
+    from mailfilter.wiring import build_context
 
     context = build_context(config)
     data = await asyncio.to_thread(Path(path).read_bytes)

@@ -88,7 +88,7 @@ async def run(config: Config, *, quick: bool, as_json: bool) -> int:
 
 
 def _context(config: Config, checks: list[Check]) -> Context | None:
-    from mailfilter.app import build_context
+    from mailfilter.wiring import build_context
 
     try:
         context = build_context(config)
