@@ -24,11 +24,10 @@ def clamd(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[daemons.Daemon]:
     """clamd with a one-line EICAR database."""
-    if not daemons.have(daemons.CLAMD):
-        pytest.skip("clamd is not installed (apt-get install clamav-daemon)")
-    d = daemons.start_clamd(tmp_path_factory.mktemp("clamd"))
-    yield d
-    d.stop()
+    yield from daemons.running(
+        daemons.CLAMD,
+        lambda: daemons.start_clamd(tmp_path_factory.mktemp("clamd")),
+    )
 
 
 @pytest.fixture(scope="session")
@@ -36,11 +35,10 @@ def spamd(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[daemons.Daemon]:
     """spamd -L on a free port."""
-    if not daemons.have(daemons.SPAMD):
-        pytest.skip("spamd is not installed (apt-get install spamd)")
-    d = daemons.start_spamd(tmp_path_factory.mktemp("spamd"))
-    yield d
-    d.stop()
+    yield from daemons.running(
+        daemons.SPAMD,
+        lambda: daemons.start_spamd(tmp_path_factory.mktemp("spamd")),
+    )
 
 
 def need_postfix() -> None:

@@ -96,12 +96,10 @@ def clamd(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[daemons.Daemon]:
     """A clamd of our own (the outage tests stop and resume it)."""
-    if not daemons.have(daemons.CLAMD):
-        pytest.skip("clamd is not installed (apt-get install clamav-daemon)")
-    d = daemons.start_clamd(tmp_path_factory.mktemp("rel-clamd"))
-    yield d
-    d.resume()
-    d.stop()
+    yield from daemons.running(
+        daemons.CLAMD,
+        lambda: daemons.start_clamd(tmp_path_factory.mktemp("rel-clamd")),
+    )
 
 
 @pytest.fixture(scope="session")
@@ -109,9 +107,9 @@ def spamd(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[daemons.Daemon]:
     """A spamd of our own, with one child (so stopping it is total)."""
-    if not daemons.have(daemons.SPAMD):
-        pytest.skip("spamd is not installed (apt-get install spamd)")
-    d = daemons.start_spamd(tmp_path_factory.mktemp("rel-spamd"), children=1)
-    yield d
-    d.resume()
-    d.stop()
+    yield from daemons.running(
+        daemons.SPAMD,
+        lambda: daemons.start_spamd(
+            tmp_path_factory.mktemp("rel-spamd"), children=1
+        ),
+    )

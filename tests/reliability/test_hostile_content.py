@@ -23,7 +23,6 @@ times and keeps the worst figures.
 from __future__ import annotations
 
 import io
-import json
 import os
 import pathlib
 import resource
@@ -37,8 +36,10 @@ import pytest
 from mailfilter.decision.policyfile import load_policy
 from mailfilter.decision.verdict import Verdict
 from mailfilter.scan.banned import BannedScanner, check
+from tests.reliability.conftest import write_record
 from tests.support import corpus
 
+SUITE = "hostile"
 pytestmark = pytest.mark.reliability
 
 LONG = os.environ.get("RELIABILITY_LONG") == "1"
@@ -224,29 +225,17 @@ CASES = [
 
 
 def _record(case: str, runs: int, verdicts: Counter[str], cpu: float) -> None:
-    """One JSON line for the results table; nothing if the env var is unset."""
-    path = os.environ.get("RELIABILITY_RESULTS")
-    if not path:
-        return
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    line = {
-        "suite": "hostile",
-        "case": case,
-        "mode": "long" if LONG else "short",
-        "runs": runs,
-        "verdicts": dict(verdicts),
-        "cpu_max_s": round(cpu, 3),
-        "rss_max_mb": round(rss_mb, 1),
-        "lost": None,
-        "duplicated": None,
-        "bounced": None,
-        "worst_latency_s": None,
-        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-    target = pathlib.Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with target.open("a", encoding="utf-8") as out:
-        out.write(json.dumps(line, sort_keys=True) + "\n")
+    """One line of the results table (conftest.write_record)."""
+    write_record(
+        SUITE,
+        case,
+        runs=runs,
+        verdicts=verdicts,
+        cpu_max_s=round(cpu, 4),
+        rss_max_mb=round(
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
+        ),
+    )
 
 
 def verdict_of(found) -> Verdict:

@@ -24,7 +24,6 @@ import email.header
 import email.policy
 import email.utils
 import io
-import json
 import os
 import pathlib
 import shutil
@@ -44,8 +43,10 @@ from hypothesis import strategies as st
 
 from mailfilter.decision.policyfile import load_policy
 from mailfilter.scan.banned import check
+from tests.reliability.conftest import write_record
 from tests.support import corpus
 
+SUITE = "differential"
 pytestmark = pytest.mark.reliability
 
 LONG = os.environ.get("RELIABILITY_LONG") == "1"
@@ -257,27 +258,14 @@ def _zipfile_names(data: bytes) -> set[str]:
 
 
 def _record(case: str, runs: int, verdicts: Counter[str], cpu: float) -> None:
-    path = os.environ.get("RELIABILITY_RESULTS")
-    if not path:
-        return
-    line = {
-        "suite": "differential",
-        "case": case,
-        "mode": "long" if LONG else "short",
-        "runs": runs,
-        "verdicts": dict(verdicts),
-        "cpu_max_s": round(cpu, 4),
-        "rss_max_mb": None,
-        "lost": None,
-        "duplicated": None,
-        "bounced": None,
-        "worst_latency_s": None,
-        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-    target = pathlib.Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with target.open("a", encoding="utf-8") as out:
-        out.write(json.dumps(line, sort_keys=True) + "\n")
+    """One line of the results table (conftest.write_record)."""
+    write_record(
+        SUITE,
+        case,
+        runs=runs,
+        verdicts=verdicts,
+        cpu_max_s=round(cpu, 4),
+    )
 
 
 def _judge(raw: bytes, exposed: set[str], tally: Counter[str]) -> float:

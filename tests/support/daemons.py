@@ -17,9 +17,15 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
 
 from tests.support.ports import free_port, wait_port
 from tests.support.samples import eicar
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
 
 CLAMD = shutil.which("clamd") or "/usr/sbin/clamd"
 SPAMD = shutil.which("spamd") or "/usr/sbin/spamd"
@@ -60,6 +66,19 @@ class Daemon:
     def resume(self) -> None:
         """SIGCONT after pause()."""
         self.proc.send_signal(signal.SIGCONT)
+
+
+def running(
+    binary: str, start: Callable[[], Daemon]
+) -> Iterator[Daemon]:
+    """A fixture body: skip when `binary` is missing, else start, yield,
+    and stop (resumed first, in case a test left it paused)."""
+    if not have(binary):
+        pytest.skip(f"{Path(binary).name} is not installed")
+    daemon = start()
+    yield daemon
+    daemon.resume()
+    daemon.stop()
 
 
 def have(binary: str) -> bool:
