@@ -135,6 +135,14 @@ def main(argv: list[str]) -> int:
         default=[],
         help="layer whose MTFO the matching CSV replaces",
     )
+    parser.add_argument(
+        "--mtfo",
+        action="append",
+        default=[],
+        metavar="LAYER=SECONDS",
+        help="a layer's MTFO measured some other way (e.g. a failover "
+        "campaign whose runs had no failed send)",
+    )
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--plot", type=Path, metavar="PNG")
     args = parser.parse_args(argv)
@@ -145,6 +153,9 @@ def main(argv: list[str]) -> int:
         for csv_path, name in zip(args.mtfo_from, args.layer, strict=True):
             mtfo = mtfo_from_csv(csv_path)
             layers = with_mtfo(layers, name, mtfo, str(csv_path))
+        for item in args.mtfo:
+            name, seconds = _layer_seconds(item)
+            layers = with_mtfo(layers, name, seconds, "--mtfo")
     except ModelError as exc:
         print(f"mailfilter availability: {exc}", file=sys.stderr)
         return 2
@@ -164,3 +175,15 @@ def main(argv: list[str]) -> int:
             )
             return 1
     return 0
+
+
+def _layer_seconds(item: str) -> tuple[str, float]:
+    """`LAYER=SECONDS` of --mtfo."""
+    name, sep, value = item.partition("=")
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not sep or not name or not seconds >= 0:
+        raise ModelError(f"--mtfo {item!r}: expected LAYER=SECONDS")
+    return name, seconds

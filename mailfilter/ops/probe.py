@@ -35,9 +35,11 @@ from mailfilter.ops.probe_report import (
 async def send(
     cfg: ProbeConfig, msg: EmailMessage, helo: str
 ) -> tuple[bool, str]:
-    """(accepted, reply or error) for one message, within cfg.timeout."""
+    """(accepted, reply or error) for one message, within the SMTP
+    timeout (cfg.smtp_timeout, else cfg.timeout)."""
+    limit = cfg.smtp_timeout or cfg.timeout
     try:
-        async with asyncio.timeout(cfg.timeout):
+        async with asyncio.timeout(limit):
             _, reply = await aiosmtplib.send(
                 msg,
                 hostname=cfg.smtp[0],
@@ -46,7 +48,7 @@ async def send(
                 recipients=[cfg.rcpt],
                 start_tls=False,
                 local_hostname=helo,
-                timeout=cfg.timeout,
+                timeout=limit,
             )
     except aiosmtplib.SMTPResponseException as exc:
         return False, f"{exc.code} {exc.message}"

@@ -67,7 +67,17 @@ def parse_args(argv: list[str]) -> tuple[ProbeConfig, argparse.Namespace]:
     p.add_argument("--interval", type=float, default=1.0)
     p.add_argument("--count", type=int)
     p.add_argument("--duration", type=float, help="seconds")
-    p.add_argument("--timeout", type=float, default=30.0)
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        help="seconds until the message must be seen over IMAP",
+    )
+    p.add_argument(
+        "--smtp-timeout",
+        type=float,
+        help="seconds for the SMTP transaction alone (default: --timeout)",
+    )
     p.add_argument("--csv", type=Path)
     p.add_argument("--json", type=Path)
     a = p.parse_args(argv)
@@ -86,6 +96,7 @@ def parse_args(argv: list[str]) -> tuple[ProbeConfig, argparse.Namespace]:
         a.count,
         a.duration,
         a.timeout,
+        a.smtp_timeout,
     )
     return cfg, a
 

@@ -21,7 +21,12 @@ class ProbeConfig:
     interval: float = 1.0
     count: int | None = None
     duration: float | None = None
+    # Until the message must be seen over IMAP (SMTP time included).
     timeout: float = 30.0
+    # The SMTP transaction alone: a session hung on a dead path (a cut
+    # director) fails after this, not after the whole delivery timeout.
+    # None: the same as `timeout`.
+    smtp_timeout: float | None = None
 
 
 class ProbeError(Exception):

@@ -7,12 +7,13 @@ tests/integration/test_probe_dovecot.py.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import TYPE_CHECKING
 
 import pytest
 from aiosmtpd.controller import Controller
 
-from mailfilter.ops import probe
+from mailfilter.ops import probe, probe_cli
 from tests.support.ports import free_port
 
 if TYPE_CHECKING:
@@ -140,6 +141,32 @@ async def test_hung_server_times_out(silent_server: int) -> None:
     assert False is ok
     assert "Timeout" in reply
     assert loop.time() - t0 < 2.0
+
+
+async def test_smtp_timeout_is_separate_from_the_delivery_timeout(
+    silent_server: int,
+) -> None:
+    """--smtp-timeout ends a hung SMTP session long before --timeout."""
+    cfg = cfg_for(silent_server, timeout=30.0)
+    cfg = dataclasses.replace(cfg, smtp_timeout=0.5)
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    ok, reply = await probe.send(
+        cfg, probe.build_message(cfg, "abc.5"), "probe.test"
+    )
+    assert False is ok
+    assert "Timeout" in reply
+    assert loop.time() - t0 < 10.0
+
+
+def test_smtp_timeout_flag() -> None:
+    """The flag reaches the config; without it the SMTP timeout is unset."""
+    base = ["--smtp", "127.0.0.1:25", "--from", "a@b", "--to", "c@d",
+            "--imap-user", "u", "--imap-password", "p"]
+    cfg, _ = probe_cli.parse_args([*base, "--smtp-timeout", "5"])
+    assert 5.0 == cfg.smtp_timeout
+    cfg, _ = probe_cli.parse_args(base)
+    assert cfg.smtp_timeout is None
 
 
 async def test_run_fails_fast_without_imap(

@@ -237,3 +237,23 @@ def test_plot_without_matplotlib(
     captured = capsys.readouterr()
     assert "needs matplotlib" in captured.err
     assert "total" in captured.out
+
+
+def test_main_takes_a_measured_mtfo_directly(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--mtfo LAYER=SECONDS: a campaign whose runs had no failed send."""
+    assert 0 == avr.main(["--mtfo", "directors=0.12", "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    layer = {ly["name"]: ly for ly in doc["layers"]}["directors"]
+    assert 0.12 == pytest.approx(layer["mtfo_seconds"])
+    assert "--mtfo" == layer["mtfo_source"]
+
+
+@pytest.mark.parametrize("bad", ["directors", "=1", "directors=x", "d=-1"])
+def test_main_refuses_a_bad_mtfo(
+    bad: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A malformed --mtfo stops with exit 2 and names the value."""
+    assert 2 == avr.main(["--mtfo", bad])
+    assert "--mtfo" in capsys.readouterr().err
