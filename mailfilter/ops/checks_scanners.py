@@ -23,7 +23,12 @@ if TYPE_CHECKING:
     from mailfilter.pipeline import Context
 
 
-async def check_clamd(context: Context) -> list[Check]:
+async def check_clamd(context: Context, *, quick: bool = False) -> list[Check]:
+    """clamd answers PING; unless `quick`, also its database and EICAR.
+
+    `quick` is the load balancer's health check: a scan would queue
+    behind real mail on a busy node and make a healthy node look dead.
+    """
     scanner = scanner_of(context, ClamAV)
     if scanner is None:
         return [Check("clamd", True, "off (--clamd off)")]
@@ -39,6 +44,8 @@ async def check_clamd(context: Context) -> list[Check]:
                 "its LocalSocket matches --clamd",
             )
         ]
+    if quick:
+        return [Check("clamd", True, version)]
     result = await scanner.scan(testmessages.EICAR.encode())
     found = bool(result.viruses)
     age = db_age(version)
@@ -74,7 +81,8 @@ def db_age(version: str) -> float | None:
     return time.time() - when.timestamp()
 
 
-async def check_spamd(context: Context) -> list[Check]:
+async def check_spamd(context: Context, *, quick: bool = False) -> list[Check]:
+    """spamd answers PING; unless `quick`, also scores GTUBE as spam."""
     scanner = scanner_of(context, SpamAssassin)
     if scanner is None:
         return [Check("spamd", True, "off (--spamd off)")]
@@ -89,6 +97,8 @@ async def check_spamd(context: Context) -> list[Check]:
                 "start spamd (systemctl start spamd) on --spamd",
             )
         ]
+    if quick:
+        return [Check("spamd", True, "PONG")]
     result = await scanner.scan(
         testmessages.message("gtube", testmessages.GTUBE + "\n")
     )

@@ -31,7 +31,8 @@ def selftest(
 
 
 def test_selftest_passes_on_a_working_stack(scanned_sandwich):
-    """All checks pass, Postfix recipe included, well under 5 s."""
+    """All checks pass, Postfix recipe included (how long it takes is a
+    benchmark figure, not a test: this machine may be busy)."""
     pf, mf = scanned_sandwich
     status, report = selftest(mf.args[3:], {"MAIL_CONFIG": str(pf.config_dir)})
     failed = [c for c in report["checks"] if not c["ok"]]
@@ -78,4 +79,8 @@ def test_quick_mode_is_a_health_check(scanned_sandwich):
     _, mf = scanned_sandwich
     status, report = selftest(["--quick", *mf.args[3:]])
     assert 0 == status
-    assert not any(c["name"].startswith("pipeline") for c in report["checks"])
+    names = {c["name"] for c in report["checks"]}
+    assert not any(n.startswith("pipeline") for n in names)
+    # Liveness only: no test scan that would queue behind real mail.
+    assert {"clamd", "spamd"} <= names
+    assert not {"clamd detects EICAR", "spamd scores GTUBE as spam"} & names
