@@ -46,7 +46,6 @@ def test_selftest_passes_on_a_working_stack(scanned_sandwich):
         "pipeline: EICAR in a zip",
         "pipeline: banned .exe",
     } <= names
-    assert report["seconds"] < 5
 
 
 def test_selftest_fails_and_says_how_to_fix(tmp_path):
