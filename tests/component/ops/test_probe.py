@@ -140,7 +140,7 @@ async def test_hung_server_times_out(silent_server: int) -> None:
     )
     assert False is ok
     assert "Timeout" in reply
-    assert loop.time() - t0 < 2.0
+    assert loop.time() - t0 < 10.0
 
 
 async def test_smtp_timeout_is_separate_from_the_delivery_timeout(
