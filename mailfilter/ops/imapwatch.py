@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import threading
 import time
+from collections import Counter
 from typing import Any
 
 from imapclient import IMAPClient
@@ -25,6 +26,8 @@ class ImapWatcher:
     ) -> None:
         self._cfg, self._loop, self._run_id = cfg, loop, run_id
         self._arrived: dict[str, float] = {}  # tag -> monotonic; loop only
+        # tag -> copies seen (distinct UIDs); loop only.
+        self.copies: Counter[str] = Counter()
         self._waiters: dict[str, asyncio.Future[float]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(
@@ -54,6 +57,7 @@ class ImapWatcher:
 
     def _seen(self, tag: str, when: float) -> None:  # in the loop thread
         self._arrived.setdefault(tag, when)
+        self.copies[tag] += 1
         fut = self._waiters.get(tag)
         if fut is not None and not fut.done():
             fut.set_result(when)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import secrets
 import socket
 import time
@@ -30,6 +31,9 @@ from mailfilter.ops.probe_config import TAG_HEADER, ProbeConfig, ProbeError
 from mailfilter.ops.probe_report import (
     Sample,
 )
+
+# How long the run keeps watching after the last sample.
+LINGER_SECONDS = 2.0
 
 
 async def send(
@@ -126,6 +130,12 @@ async def run(
                     max(0.0, t0 + seq * cfg.interval - loop.time()),
                 )
         await asyncio.gather(*tasks)
-        return samples
+        # Late copies (a retried failure, a duplicate) count too: one more
+        # look at the mailbox before the copies are read.
+        await asyncio.sleep(min(cfg.timeout, LINGER_SECONDS))
+        return [
+            dataclasses.replace(s, copies=watcher.copies[s.tag])
+            for s in samples
+        ]
     finally:
         await asyncio.to_thread(watcher.stop)

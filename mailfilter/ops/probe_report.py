@@ -27,6 +27,11 @@ class Sample:
     smtp_reply: str
     smtp_seconds: float
     latency: float | None  # send to seen in IMAP; None: not in time
+    # Copies of the tag found in the mailbox by the end of the run (late
+    # ones included): 2 or more is a duplicate; 1 after an SMTP failure
+    # is mail delivered although the sender was told it failed (a real
+    # MTA would retry it: a duplicate in the making).
+    copies: int = 0
 
     @property
     def ok(self) -> bool:
@@ -87,6 +92,10 @@ def summarize(samples: list[Sample]) -> dict[str, Any]:
         "smtp_failures": sum(not s.smtp_ok for s in samples),
         "delivered": len(lat),
         "lost": sum(s.smtp_ok and s.latency is None for s in samples),
+        "duplicates": sum(max(0, s.copies - 1) for s in samples),
+        "failed_but_delivered": sum(
+            not s.smtp_ok and s.copies > 0 for s in samples
+        ),
         "latency": None
         if not lat
         else {
@@ -114,7 +123,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         (
             f"sent {summary['sent']}, delivered {summary['delivered']}, "
             f"SMTP failures {summary['smtp_failures']}, "
-            f"lost {summary['lost']}"
+            f"lost {summary['lost']}, duplicates {summary['duplicates']}, "
+            f"failed but delivered {summary['failed_but_delivered']}"
         )
     ]
     if (lat := summary["latency"]) is not None:
@@ -157,6 +167,7 @@ CSV_FIELDS = (
     "smtp_reply",
     "smtp_seconds",
     "latency_seconds",
+    "copies",
 )
 
 
@@ -175,6 +186,7 @@ def write_csv(samples: list[Sample], stream: TextIO) -> None:
                 s.smtp_reply,
                 f"{s.smtp_seconds:.6f}",
                 "" if s.latency is None else f"{s.latency:.6f}",
+                s.copies,
             ]
         )
 
@@ -193,6 +205,8 @@ def read_csv(path: Path) -> list[Sample]:
                 latency=float(row["latency_seconds"])
                 if row["latency_seconds"]
                 else None,
+                # CSVs written before the column existed read as 0.
+                copies=int(row.get("copies") or 0),
             )
             for row in csv.DictReader(f)
         ]

@@ -175,3 +175,54 @@ def test_parse_args_rejects_bad_hostport() -> None:
                 "p",
             ]
         )
+
+
+def test_summary_counts_duplicates_and_failed_but_delivered() -> None:
+    """Copies found in the mailbox: extra ones are duplicates, and a copy
+    of a failed send is mail a real MTA would retry (and duplicate)."""
+    import dataclasses
+
+    samples = [
+        dataclasses.replace(s(0, 1.0), copies=1),
+        dataclasses.replace(s(1, 2.0), copies=3),  # two extra copies
+        dataclasses.replace(s(2, 3.0, smtp_ok=False), copies=1),
+        dataclasses.replace(s(3, 4.0, smtp_ok=False), copies=0),
+    ]
+    summary = probe_report.summarize(samples)
+    assert 2 == summary["duplicates"]
+    assert 1 == summary["failed_but_delivered"]
+    text = probe_report.format_summary(summary)
+    assert "duplicates 2" in text
+    assert "failed but delivered 1" in text
+
+
+def test_csv_keeps_copies_and_reads_old_files(tmp_path: Path) -> None:
+    """The copies column round-trips; a CSV without it reads as 0."""
+    import dataclasses
+
+    path = tmp_path / "p.csv"
+    with path.open("w", newline="") as f:
+        probe_report.write_csv([dataclasses.replace(s(0, 1.0), copies=2)], f)
+    assert 2 == probe_report.read_csv(path)[0].copies
+    old = tmp_path / "old.csv"
+    lines = path.read_text().splitlines()
+    old.write_text(
+        "\n".join(line.rsplit(",", 1)[0] for line in lines) + "\n"
+    )
+    assert 0 == probe_report.read_csv(old)[0].copies
+
+
+async def test_watcher_counts_every_copy_of_a_tag() -> None:
+    """Each UID carrying the tag is one copy; the first sets the arrival."""
+    import asyncio
+
+    from mailfilter.ops.imapwatch import ImapWatcher
+    from mailfilter.ops.probe_config import ProbeConfig
+
+    cfg = ProbeConfig(("127.0.0.1", 25), "a@b", "c@d", ("127.0.0.1", 143),
+                      "u", "p")
+    watcher = ImapWatcher(cfg, asyncio.get_running_loop(), "run")
+    watcher._seen("run.1", 5.0)
+    watcher._seen("run.1", 9.0)
+    assert 2 == watcher.copies["run.1"]
+    assert 5.0 == await watcher.wait("run.1", 0)
