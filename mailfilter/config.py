@@ -443,7 +443,7 @@ def _validate(source: str, values: dict[str, Any]) -> None:
 
 
 def _validate_auth(source: str, values: dict[str, Any]) -> None:
-    from mailfilter.auth.bank import DMARC_ACTIONS
+    from mailfilter.decision.policy import DMARC_ACTIONS
 
     for key in ("inbound_dmarc_reject", "originating_dmarc_reject"):
         if values[key] not in DMARC_ACTIONS:

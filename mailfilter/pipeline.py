@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 from mailfilter.auth import bank as authbank
 from mailfilter.auth import step as authstep
 from mailfilter.decision import amavislog, answers, doors, headers, mailid
-from mailfilter.decision.decide import decide
+from mailfilter.decision.decide import decide, recipient_settings
 from mailfilter.decision.outcome import Job, Outcome, added_fields, log_outcome
 from mailfilter.decision.verdict import (
     Action,
@@ -157,6 +157,7 @@ class Pipeline:
                 decide(results, ctx.policy, r.address),
                 verified.results if verified else None,
                 r.address,
+                recipient_settings(ctx.policy, r.address).dmarc_reject,
             )
             for r in envelope.recipients
         ]

@@ -23,8 +23,6 @@ if TYPE_CHECKING:
     from mailfilter.auth.dns import Resolver
     from mailfilter.auth.keystore import SigningKey
 
-# What a DMARC failure under the sender's p=reject does.
-DMARC_ACTIONS = ("none", "tag", "quarantine", "reject")
 DMARC_TAG = "***DMARC-FAIL*** "
 
 
@@ -61,9 +59,17 @@ class Bank:
 
 
 def for_recipient(
-    bank: Bank, decision: Decision, results: Results | None, rcpt: str
+    bank: Bank,
+    decision: Decision,
+    results: Results | None,
+    rcpt: str,
+    dmarc_reject: str | None = None,
 ) -> Decision:
-    """The decision after local domains and the DMARC action are applied."""
+    """The decision after local domains and the DMARC action are applied.
+
+    `dmarc_reject` is the recipient's own choice (a `[[recipient]]` entry
+    of the policy); None leaves the bank's.
+    """
     if not bank.is_local(rcpt):
         # amavis adds spam fields and tags for local recipients only.
         decision = replace(
@@ -74,7 +80,8 @@ def for_recipient(
     dmarc = results.dmarc
     if dmarc.result != "fail" or dmarc.policy != "reject":
         return decision
-    return _dmarc_reject(bank.dmarc_reject, decision, dmarc.domain)
+    action = dmarc_reject or bank.dmarc_reject
+    return _dmarc_reject(action, decision, dmarc.domain)
 
 
 def _dmarc_reject(action: str, decision: Decision, domain: str) -> Decision:

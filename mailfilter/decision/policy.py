@@ -20,6 +20,12 @@ if TYPE_CHECKING:
     from mailfilter.decision.verdict import Action, Verdict
 
 
+# What a DMARC failure under the sender's p=reject may do: add the header
+# only, tag the subject, discard with a quarantine copy, or reject (554).
+# The banks' settings and the per-recipient entries take these.
+DMARC_ACTIONS = ("none", "tag", "quarantine", "reject")
+
+
 class PolicyError(ValueError):
     """A policy file is unreadable or invalid; the message names the key."""
 
@@ -106,6 +112,9 @@ class RecipientOverride:
     tag_level: float | None = None
     tag2_level: float | None = None
     kill_level: float | None = None
+    # What a DMARC failure under the sender's p=reject does for this
+    # recipient (none, tag, quarantine, reject); None: the bank's setting.
+    dmarc_reject: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

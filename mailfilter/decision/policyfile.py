@@ -14,6 +14,7 @@ import types
 from typing import TYPE_CHECKING, Any
 
 from mailfilter.decision.policy import (
+    DMARC_ACTIONS,
     BannedPolicy,
     BannedRule,
     DecodingLimits,
@@ -251,7 +252,7 @@ _LEVELS = ("tag_level", "tag2_level", "kill_level")
 
 
 def _recipient(table: _Table) -> RecipientOverride:
-    table.only("match", *_FLAGS, *_LEVELS)
+    table.only("match", *_FLAGS, *_LEVELS, "dmarc_reject")
     match: str = table.get("match", str, "a string").strip().lower()
     local, at, domain = match.rpartition("@")
     if not at or not domain or "@" in local:
@@ -263,7 +264,19 @@ def _recipient(table: _Table) -> RecipientOverride:
         tag_level=table.number("tag_level", required=False),
         tag2_level=table.number("tag2_level", required=False),
         kill_level=table.number("kill_level", required=False),
+        dmarc_reject=_dmarc_action(table),
     )
+
+
+def _dmarc_action(table: _Table) -> str | None:
+    value: str | None = table.get(
+        "dmarc_reject", str, "a string", required=False
+    )
+    if value is not None and value not in DMARC_ACTIONS:
+        raise table.fail(
+            "dmarc_reject", f"expected one of {', '.join(DMARC_ACTIONS)}"
+        )
+    return value
 
 
 def frozen_map(items: Mapping[Any, Any]) -> Mapping[Any, Any]:

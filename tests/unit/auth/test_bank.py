@@ -81,3 +81,14 @@ def test_a_block_already_decided_wins() -> None:
     virus = Decision(Verdict.INFECTED, Action.DISCARD, quarantine=True)
     bank = Bank("INBOUND", dmarc_reject="reject")
     assert for_recipient(bank, virus, failed("reject"), "u@x") == virus
+
+
+def test_a_recipient_entry_overrides_the_banks_dmarc_action() -> None:
+    """Per recipient: a [[recipient]] dmarc_reject wins over the bank's."""
+    bank = Bank("INBOUND", dmarc_reject="quarantine")
+    relaxed = for_recipient(bank, CLEAN, failed("reject"), "u@x", "none")
+    assert relaxed == CLEAN
+    strict = for_recipient(bank, CLEAN, failed("reject"), "u@x", "reject")
+    assert strict.action is Action.REJECT
+    unset = for_recipient(bank, CLEAN, failed("reject"), "u@x", None)
+    assert unset.action is Action.DISCARD

@@ -221,3 +221,23 @@ def test_loaded_policy_is_read_only():
     policy = load_policy(DEFAULT)
     with pytest.raises(TypeError):
         policy.destinies[Verdict.SPAM] = policy.destinies[Verdict.BANNED]
+
+
+def test_recipient_dmarc_action_is_read_and_checked(tmp_path):
+    """`dmarc_reject` in a [[recipient]] entry: one of the bank choices."""
+    from mailfilter.decision.decide import recipient_settings
+
+    base = DEFAULT.read_text()
+    good = tmp_path / "good.toml"
+    good.write_text(
+        base + '\n[[recipient]]\nmatch = "@lists.test"\ndmarc_reject = "tag"\n'
+    )
+    policy = load_policy(good)
+    assert "tag" == recipient_settings(policy, "a@lists.test").dmarc_reject
+    assert recipient_settings(policy, "a@other.test").dmarc_reject is None
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        base + '\n[[recipient]]\nmatch = "@lists.test"\ndmarc_reject = "drop"\n'
+    )
+    with pytest.raises(PolicyError, match="dmarc_reject"):
+        load_policy(bad)
