@@ -28,6 +28,7 @@ The lab must be up (`deploy/lab/lab up`), or pass --up.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import email.parser
 import json
 import os
@@ -222,10 +223,8 @@ def signal_daemon(node: str, daemon: str, sig: int) -> None:
                              text=True, check=False).stdout
         pids += [int(x) for x in out.split()]
     for p in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(p, sig)
-        except ProcessLookupError:
-            pass
 
 
 def inject(fault: str, target: str) -> float:
@@ -425,7 +424,7 @@ def cluster_toml(table: dict, out: Path) -> Path:
     for layer, value in per_layer.items():
         text = re.sub(
             rf'(name = "{layer}".*?mtfo_seconds = )[0-9.]+',
-            lambda m, v=value: f"{m.group(1)}{v:.3f}", text, flags=re.S)
+            lambda m, v=value: f"{m.group(1)}{v:.3f}", text, flags=re.DOTALL)
     path = out / "lab-cluster.toml"
     path.write_text(text)
     return path
