@@ -456,23 +456,34 @@ def print_table(table: dict) -> None:
               f"{f(r['latency_max'])} |")
 
 
-def cluster_toml(table: dict, out: Path) -> Path:
-    """The seed's model with our per-layer MTFOs (worst fault per layer)."""
+def cluster_toml(table: dict, out: Path, key: str = "mtfo_mean",
+                 name: str = "lab-cluster.toml") -> Path:
+    """The seed's model with our per-layer figures (worst fault per layer):
+    key "mtfo_mean" (the seed's MTFO) or "smtp_stall_mean"."""
     seed = (REPO / "mailfilter/data/seed-cluster.toml").read_text()
     per_layer: dict[str, float] = {}
     for fault, r in table.items():
         layer = LAYER[fault]
-        if layer is None:
+        if layer is None or r[key] is None:
             continue
-        per_layer[layer] = max(per_layer.get(layer, 0.0), r["mtfo_mean"])
+        per_layer[layer] = max(per_layer.get(layer, 0.0), r[key])
     text = seed
     for layer, value in per_layer.items():
         text = re.sub(
             rf'(name = "{layer}".*?mtfo_seconds = )[0-9.]+',
-            lambda m, v=value: f"{m.group(1)}{v:.3f}", text, flags=re.DOTALL)
-    path = out / "lab-cluster.toml"
+            lambda m, v=value: f"{m.group(1)}{v:.3f}",
+            text,
+            flags=re.DOTALL,
+        )
+    path = out / name
     path.write_text(text)
     return path
+
+
+def write_models(table: dict, out: Path) -> None:
+    for key, name in (("mtfo_mean", "lab-cluster.toml"),
+                      ("smtp_stall_mean", "lab-cluster-stall.toml")):
+        print(f"model input ({key}): {cluster_toml(table, out, key, name)}")
 
 
 def main() -> int:
@@ -494,7 +505,7 @@ def main() -> int:
     if args.summarize:
         table = summarize(args.summarize)
         print_table(table)
-        print(f"model input: {cluster_toml(table, args.summarize)}")
+        write_models(table, args.summarize)
         return 0
     if args.up:
         lab("up")
@@ -510,7 +521,7 @@ def main() -> int:
                 flush=True)
     table = summarize(args.out)
     print_table(table)
-    print(f"model input: {cluster_toml(table, args.out)}")
+    write_models(table, args.out)
     return 0
 
 
