@@ -259,9 +259,8 @@ def repair(fault: str, target: str) -> None:
     elif fault == "clamd-stop":
         lab("start", target, "clamd")
     elif fault == "dovecot-kill":
-        # The master's children go with it; wait until the old listener
-        # is gone before starting again.
-        time.sleep(0.5)
+        # `lab start` first kills what the master left (imap-login keeps
+        # the listeners), as systemd would.
         lab("start", target, "dovecot")
 
 
@@ -491,6 +490,8 @@ def main() -> int:
     p.add_argument("--fault", default="all",
                    help="one of " + ", ".join(FAULTS) + ", or all")
     p.add_argument("--runs", type=int, default=8)
+    p.add_argument("--first-run", type=int, default=0,
+                   help="resume a campaign at this run number")
     p.add_argument("--interval", type=float, default=0.05)
     p.add_argument("--duration", type=float, default=6.0)
     p.add_argument("--before", type=float, default=2.0)
@@ -512,7 +513,7 @@ def main() -> int:
     faults = FAULTS if args.fault == "all" else tuple(args.fault.split(","))
     args.out.mkdir(parents=True, exist_ok=True)
     for fault in faults:
-        for i in range(args.runs):
+        for i in range(args.first_run, args.runs):
             r = one_run(fault, i, args, args.out)
             print(json.dumps({k: r[k] for k in (
                 "fault", "run", "target", "sent", "failed", "mtfo", "lost",
