@@ -104,7 +104,14 @@ def test_playbook_syntax(inventory, tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_keepalived_configs(rendered):
+def keepalived_version(keepalived: str) -> tuple[int, ...]:
+    out = run(keepalived, "--version")
+    words = (out.stdout + out.stderr).split()
+    text = words[1].lstrip("v") if len(words) > 1 else "0"
+    return tuple(int(x) for x in text.split(".") if x.isdigit())
+
+
+def test_keepalived_configs(rendered, tmp_path):
     name, out = rendered
     keepalived = tool("keepalived")
     for host in DIRECTORS[name]:
@@ -113,6 +120,28 @@ def test_keepalived_configs(rendered):
         assert "vrrp_version 3" in text
         assert ("virtual_server" in text) == (name == "example")
         done = run(keepalived, "--config-test", "-f", conf)
+        if ("MISC_CHECK" in text and done.returncode == -15
+                and keepalived_version(keepalived) < (2, 2, 8)):
+            # keepalived 2.2.7 (Debian 12) kills itself with SIGTERM at the
+            # end of --config-test whenever a checker script runs under
+            # script security (acassen/keepalived#2587, #2617; fixed in
+            # 2.2.8). It reports parse errors before that, so: no output,
+            # and the same file with TCP_CHECK instead must pass.
+            assert done.stdout + done.stderr == "", done.stdout + done.stderr
+            lines, skip = [], False
+            for line in text.splitlines():
+                if "MISC_CHECK {" in line:
+                    lines.append(line.replace("MISC_CHECK", "TCP_CHECK"))
+                    lines.append("            connect_timeout 1")
+                    skip = True
+                elif skip and line.strip() == "}":
+                    lines.append(line)
+                    skip = False
+                elif not skip:
+                    lines.append(line)
+            copy = tmp_path / f"{host}.conf"
+            copy.write_text("\n".join(lines) + "\n")
+            done = run(keepalived, "--config-test", "-f", copy)
         assert done.returncode == 0, done.stdout + done.stderr
 
 
