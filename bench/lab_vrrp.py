@@ -26,6 +26,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -96,18 +97,19 @@ def timed_cut(holder: str) -> float | None:
     cut = time.time()
     subprocess.run(["ip", "-n", "mflab-sw", "link", "set", f"v-{holder}",
                     "down"], check=True)
-    took = None
-    deadline = time.monotonic() + 10
-    os.set_blocking(mon.stdout.fileno(), False)
-    buf = ""
-    while took is None and time.monotonic() < deadline:
-        chunk = mon.stdout.read() or ""
-        buf += chunk
-        for line in buf.splitlines():
+    found: list[float] = []
+
+    def read() -> None:
+        for line in mon.stdout:
             if f"inet {VIP}/" in line and "Deleted" not in line:
                 stamp = line.split("]")[0].lstrip("[")
-                took = datetime.fromisoformat(stamp).timestamp() - cut
-        time.sleep(0.01)
+                found.append(datetime.fromisoformat(stamp).timestamp())
+                return
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(timeout=10)
+    took = (found[0] - cut) if found else None
     mon.terminate()
     mon.wait()
     subprocess.run(["ip", "-n", "mflab-sw", "link", "set", f"v-{holder}",
