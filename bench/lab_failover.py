@@ -213,23 +213,24 @@ def lab_state() -> dict:
     return json.loads((ROOT / "state.json").read_text())
 
 
-def signal_daemon(node: str, daemon: str, sig: int) -> None:
-    """Signal a daemon by the PID the lab recorded (and keepalived's
-    children), directly: a `lab kill` subprocess would add a Python
-    start-up (about a second on two busy cores) to the fault time."""
+def daemon_pids(node: str, daemon: str) -> list[int]:
+    """The daemon's recorded PID, and keepalived's children."""
     pid = lab_state()["nodes"][node]["daemons"][daemon]
     pids = [pid]
     if daemon == "keepalived":
         out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True,
                              text=True, check=False).stdout
         pids += [int(x) for x in out.split()]
-    for p in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(p, sig)
+    return pids
 
 
 def inject(fault: str, target: str) -> float:
-    """Inject the fault; the time it took effect."""
+    """Inject the fault; the time it took effect.
+
+    Directly, not through `lab kill`/`lab cut`: a Python start-up (up to a
+    second on two busy cores) would otherwise count as takeover time. The
+    PIDs are looked up before the clock starts.
+    """
     if fault == "baseline":  # the same run with nothing broken
         return time.time()
     if fault in ("director-cut", "rs-cut"):
@@ -242,8 +243,11 @@ def inject(fault: str, target: str) -> float:
         "clamd-stop": ("clamd", signal.SIGTERM),
         "dovecot-kill": ("dovecot", signal.SIGKILL),
     }[fault]
+    pids = daemon_pids(target, daemon)
     when = time.time()
-    signal_daemon(target, daemon, sig)
+    for p in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(p, sig)
     return when
 
 
