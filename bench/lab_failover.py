@@ -346,7 +346,7 @@ def one_run(fault: str, index: int, args: argparse.Namespace,
         "vip_holder_before": holder,
         "sent": s["sent"],
         "failed": s["smtp_failures"],
-        "failed_connect": sum("connect" in x["smtp_reply"].lower()
+        "failed_connect": sum("SMTPConnectError" in x["smtp_reply"]
                               for x in samples if not x["smtp_ok"]),
         "failure_replies": sorted({x["smtp_reply"][:80] for x in samples
                                    if not x["smtp_ok"]}),
@@ -444,7 +444,7 @@ def print_table(table: dict) -> None:
         return "-" if x is None else f"{x:.3f}"
 
     print("| fault | runs | sent | MTFO mean s | MTFO max s | failed sends "
-          "(connect) | lost | dup | failed but stored | late | VIP "
+          "(at connect) | lost | dup | failed but stored | late | VIP "
           "takeover mean/max s | LB marks down mean/max s | longest SMTP "
           "mean/max s | sends > 1 s | delivery latency max s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
