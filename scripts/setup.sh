@@ -20,6 +20,7 @@ PACKAGES=(
   libmagic1          # python-magic
   p7zip-full unar cabextract arj xz-utils bzip2  # archive members
   iproute2 util-linux strace  # namespaces (unshare) in the maildir tests
+  procps             # pgrep: the cluster lab (deploy/lab) finds keepalived's children
   python3-venv
   unbound            # a real DNS server with test zones (mail authentication)
   libmail-dkim-perl libcryptx-perl  # an independent DKIM verifier (Ed25519 too)

@@ -23,3 +23,6 @@ run -m "integration and not lab" -q
 # The reliability suite in its short mode (RELIABILITY_LONG=1 for the long
 # mode; `bench/reliability_report.py` regenerates docs/reliability.md).
 run -m reliability -q
+# The cluster lab (deploy/lab): directors, real servers and a shared store
+# in network namespaces, one message and two failovers; root only.
+run -m lab -q
