@@ -220,6 +220,22 @@ def _reason(verdict: Verdict, details: Sequence[str]) -> str:
     return verdict.value.lower()
 
 
+def spam_check_needed(
+    results: Sequence[ScanResult], policy: Policy, recipient: str
+) -> bool:
+    """Whether asking SpamAssassin could change this recipient's copy.
+
+    Not when the recipient bypasses spam checks, nor when the cheaper
+    scanners' results already block the copy or tempfail the message: a
+    spam score changes nothing there (amavis skips the spam check for
+    INFECTED and BANNED mail too). Spam lovers are asked: they still get
+    the X-Spam fields.
+    """
+    if recipient_settings(policy, recipient).bypass_spam_checks:
+        return False
+    return decide(results, policy, recipient).action is Action.PASS
+
+
 def recipient_settings(policy: Policy, recipient: str) -> RecipientOverride:
     """Merge the matching overrides: for each key the first entry wins."""
     address = recipient.strip().strip("<>").lower()

@@ -25,6 +25,7 @@ from aiospamc.connections import TcpConnectionManager
 from aiospamc.requests import Request
 
 from mailfilter.decision.verdict import ScanResult, SpamReport
+from mailfilter.scan import SPAM_SCANNER
 
 if TYPE_CHECKING:
     from mailfilter.addresses import Endpoint
@@ -54,7 +55,7 @@ def truncate(content: bytes, limit: int) -> bytes:
 class SpamAssassin:
     """The spamd scanner."""
 
-    name = "spamassassin"
+    name = SPAM_SCANNER
 
     def __init__(
         self, endpoint: Endpoint, *, timeout: float, max_size: int

@@ -107,6 +107,31 @@ def test_gtube_is_spam(scanned):
     assert len(list((quarantine / "spam" / "new").iterdir())) == 1
 
 
+def test_spamd_is_not_asked_for_blocked_mail(scanned):
+    """A virus or a banned file decides alone: GTUBE beside it is never
+    scored (Hits: -), while GTUBE alone is (the spam test above)."""
+    pf, mf, _ = scanned
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("readme.txt", eicar())
+    send(
+        pf.port,
+        msg("virus-and-spam", gtube().encode(), ("a.zip", buf.getvalue())),
+    )
+    line = wait_log(mf, r"Blocked INFECTED .*<virus-and-spam@")
+    assert "Hits: -," in line
+    send(
+        pf.port,
+        msg(
+            "banned-and-spam",
+            gtube().encode(),
+            ("invoice.pdf.exe", corpus.pe_exe()),
+        ),
+    )
+    line = wait_log(mf, r"Blocked BANNED .*<banned-and-spam@")
+    assert "Hits: -," in line
+
+
 def test_banned_double_extension(scanned):
     """invoice.pdf.exe with a PE header is BANNED, as amavis logs it."""
     pf, mf, _ = scanned

@@ -6,7 +6,11 @@ import pathlib
 
 import pytest
 
-from mailfilter.decision.decide import decide, recipient_settings
+from mailfilter.decision.decide import (
+    decide,
+    recipient_settings,
+    spam_check_needed,
+)
 from mailfilter.decision.policyfile import load_policy
 from mailfilter.decision.verdict import Action, ScanResult, SpamReport, Verdict
 
@@ -493,3 +497,33 @@ def test_recipient_settings_merge(policy):
         merged.kill_level,
         merged.virus_lover,
     )
+
+
+@pytest.mark.parametrize(
+    ("results", "recipient", "needed"),
+    [
+        ([clam(), ban()], R, True),
+        ([clam("Eicar"), ban()], R, False),
+        ([clam(), ban("invoice.exe")], R, False),
+        ([clam(), ban(unchecked=("encrypted",))], R, False),
+        # A virus lover still gets the copy: its X-Spam fields matter.
+        ([clam("Eicar"), ban()], "lab@virus.example", True),
+        ([clam(), ban()], "nospam@x.example", False),
+        # clamd down and scanner_failure.clamav = tempfail: retried anyway.
+        ([clam(ok=False, error="down"), ban()], R, False),
+    ],
+    ids=[
+        "clean so far",
+        "infected",
+        "banned",
+        "unchecked",
+        "virus lover",
+        "bypass spam checks",
+        "tempfail",
+    ],
+)
+def test_spam_check_only_where_it_decides_something(
+    policy, results, recipient, needed
+):
+    """spamd is asked only when the cheap results still deliver the copy."""
+    assert needed is spam_check_needed(results, policy, recipient)
