@@ -138,6 +138,18 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds for one spamd check.",
     ),
     Setting(
+        "spam_cache_ttl",
+        300.0,
+        "Seconds a spam result is reused for the same message (bulk mail in "
+        "separate transactions is scored once); 0 turns the cache off. The "
+        "key ignores only our own Received line's id, recipient and time.",
+    ),
+    Setting(
+        "spam_cache_size",
+        2000,
+        "Most spam results kept (about 5 KiB each with 30 rules).",
+    ),
+    Setting(
         "forward_timeout",
         300.0,
         "Seconds for the whole reinjection of one message. scan_timeout + "
@@ -303,6 +315,8 @@ class Config:
     scan_timeout: float
     clamd_timeout: float
     spamd_timeout: float
+    spam_cache_ttl: float
+    spam_cache_size: int
     forward_timeout: float
     idle_timeout: float
     shutdown_timeout: float
@@ -432,9 +446,12 @@ def _validate(source: str, values: dict[str, Any]) -> None:
     _validate_auth(source, values)
     if values["log_to"] not in ("syslog", "stderr"):
         raise ConfigError(f"{source}: log_to: must be syslog or stderr")
-    for key in ("max_connections", "max_recipients", "message_size_limit"):
+    positive = ("max_connections", "max_recipients", "message_size_limit")
+    for key in (*positive, "spam_cache_size"):
         if values[key] < 1:
             raise ConfigError(f"{source}: {key}: must be positive")
+    if values["spam_cache_ttl"] < 0:
+        raise ConfigError(f"{source}: spam_cache_ttl: must be 0 or more")
     if values["scan_timeout"] + values["forward_timeout"] >= 600:
         raise ConfigError(
             f"{source}: scan_timeout + forward_timeout must stay below "

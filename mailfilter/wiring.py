@@ -60,6 +60,7 @@ def build_scanners(config: Config, policy: Policy) -> list[Scanner]:
     from mailfilter.scan.banned import BannedScanner
     from mailfilter.scan.clamav import ClamAV
     from mailfilter.scan.spamassassin import SpamAssassin
+    from mailfilter.scan.spamcache import SpamCache
 
     scanners: list[Scanner] = [BannedScanner(policy.banned)]
     if config.clamd != "off":
@@ -71,13 +72,16 @@ def build_scanners(config: Config, policy: Policy) -> list[Scanner]:
             )
         )
     if config.spamd != "off":
-        scanners.append(
-            SpamAssassin(
-                parse_endpoint(config.spamd),
-                timeout=config.spamd_timeout,
-                max_size=policy.spam.max_size,
-            )
+        spamd: Scanner = SpamAssassin(
+            parse_endpoint(config.spamd),
+            timeout=config.spamd_timeout,
+            max_size=policy.spam.max_size,
         )
+        if config.spam_cache_ttl > 0:
+            spamd = SpamCache(
+                spamd, ttl=config.spam_cache_ttl, size=config.spam_cache_size
+            )
+        scanners.append(spamd)
     return scanners
 
 

@@ -34,4 +34,6 @@ def scanner_of(context: Context | None, kind: type[S]) -> S | None:
     """The scanner of that class in the context, if it is switched on."""
     if context is None:
         return None
-    return next((s for s in context.scanners if isinstance(s, kind)), None)
+    # A wrapper (the spam result cache) names what it wraps as `inner`.
+    found = (getattr(s, "inner", s) for s in context.scanners)
+    return next((s for s in found if isinstance(s, kind)), None)
