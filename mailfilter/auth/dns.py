@@ -39,6 +39,10 @@ class Budget:
     def __post_init__(self) -> None:
         self.deadline = asyncio.get_running_loop().time() + self.seconds
 
+    def spend(self) -> None:
+        """Nothing more for this message: later lookups fail at once."""
+        self.lookups = 0
+
     def take(self) -> float:
         """Account for one lookup; returns the time left for it."""
         left = self.deadline - asyncio.get_running_loop().time()
@@ -57,6 +61,9 @@ class Resolver:
             # "HOST" or "HOST:PORT"; tests run a DNS server on a free port.
             resolver.nameservers = [_nameserver(text) for text in servers]
         resolver.timeout = timeout  # per server try
+        # One lookup gets one try per server; dnspython would otherwise
+        # retry a silent server until the message's whole budget is gone.
+        self._lookup_cap = timeout * max(1, len(resolver.nameservers))
         # TTL-respecting cache: keys and policies repeat across messages.
         resolver.cache = dns.resolver.LRUCache(10000)
         self._resolver = resolver
@@ -86,7 +93,7 @@ class Resolver:
     async def _query(
         self, name: str, rdtype: dns.rdatatype.RdataType, budget: Budget
     ) -> list[Any]:  # dnspython's rdata classes are untyped per type
-        left = budget.take()
+        left = min(budget.take(), self._lookup_cap)
         try:
             answer = await self._resolver.resolve(
                 name,
@@ -97,8 +104,14 @@ class Resolver:
             )
         except dns.resolver.NXDOMAIN:
             return []
+        except dns.exception.Timeout as exc:
+            # The resolver did not answer in time: the next lookups of
+            # this message would wait as long, so they fail at once (a
+            # server that is down costs one timeout per message, not the
+            # whole budget). The results are temperror either way.
+            budget.spend()
+            raise TempError(f"{name}: {type(exc).__name__}") from exc
         except (
-            dns.exception.Timeout,
             dns.resolver.NoNameservers,  # SERVFAIL or REFUSED from all
             dns.resolver.NoResolverConfiguration,
         ) as exc:

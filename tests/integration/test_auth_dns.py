@@ -248,6 +248,31 @@ async def test_silent_dns_is_temperror_within_the_budget_and_never_blocks(
     assert ticks >= 20  # the loop ran while DNS was waited for
 
 
+async def test_a_resolver_that_is_down_costs_one_timeout_not_the_budget(
+    zones,
+) -> None:
+    """After one timeout the message's other lookups fail at once, so a
+    missing local resolver adds about one `dns_timeout` per message, not
+    the whole budget (20 s here, 1 s per try)."""
+    keys = keystore.load(str(zones.keys))
+    message = sign.sign(MESSAGE, keys["good.test"]) + MESSAGE
+    sink = silent_udp_port()
+    began = time.monotonic()
+    try:
+        done = await step.verify(
+            bank(zones, [f"127.0.0.1:{sink.getsockname()[1]}"], seconds=20),
+            envelope(message),
+            message,
+            "t",
+        )
+    finally:
+        sink.close()
+    elapsed = time.monotonic() - began
+    assert done is not None
+    assert done.results.spf == "temperror"
+    assert elapsed < 10  # the budget would be 20 s
+
+
 def arc_sealed(zones, message: bytes) -> bytes:
     """One ARC set added by a forwarder at good.test (dkimpy's sealer)."""
     import dkim

@@ -173,7 +173,7 @@ def test_postfix_configs(rendered):
         main = run(postconf, "-c", etc, "-h", "content_filter",
                    "virtual_transport", "myhostname").stdout.split()
         assert main[:2] == ["scan:[127.0.0.1]:10024",
-                            "lmtp:inet:[127.0.0.1]:10026"]
+                            "lmtp:inet:[127.0.0.1]:10028"]
         assert main[2].startswith(host.split(".")[0])
         master = run(postconf, "-c", etc, "-P").stdout
         assert "inet/smtpd_upstream_proxy_protocol = haproxy" in master
