@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, AnyStr
 
-from aiosmtpd.smtp import SMTP
+from mailfilter.smtp.lean import LeanSMTP
 
 if TYPE_CHECKING:
     from typing import Any
 
 
-class BatchedReplies(SMTP):
+class BatchedReplies(LeanSMTP):
     """aiosmtpd's SMTP with a reply queue that pipelined commands share."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
