@@ -32,6 +32,7 @@ from mailfilter.ops.checks_scanners import (
     check_pipeline,
     check_spamd,
 )
+from mailfilter.ops.checks_spamd import check_spamd_children
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -58,6 +59,7 @@ async def run(config: Config, *, quick: bool, as_json: bool) -> int:
         steps += [
             lambda: check_writable(config),
             lambda: check_postfix(config, context),
+            lambda: check_spamd_children(config),
         ]
         if context is not None:
             steps.append(lambda: check_pipeline(context))
