@@ -26,14 +26,25 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import TYPE_CHECKING
 
-from tests.support.samples import eicar
+from tests.support.samples import eicar, gtube
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
 SENDER = "sender@example.org"
 RECIPIENT = "user@bench.test"
-KINDS = ("text", "html", "attach", "large", "virus", "exe")
+KINDS = ("text", "html", "attach", "large", "spam", "virus", "exe")
+# The SpamAssassin-cost corpus: ham and spam, with a tenth of the mail
+# infected or banned (what a filter that checks the cheap things first
+# never shows SpamAssassin). Shares of n; plain text takes the rest.
+COST_MIX = {
+    "html": 0.25,
+    "attach": 0.12,
+    "large": 0.03,
+    "spam": 0.10,
+    "virus": 0.05,
+    "exe": 0.05,
+}
 WORDS = [
     "mail",
     "cluster",
@@ -76,8 +87,20 @@ class Message:
     recipient: str = RECIPIENT
 
 
-def kinds_for(n: int, seed: int) -> list[str]:
-    """The kind of each of n messages: exact proportions, shuffled."""
+def kinds_for(
+    n: int, seed: int, mix: dict[str, float] | None = None
+) -> list[str]:
+    """The kind of each of n messages: exact proportions, shuffled.
+
+    Without `mix`, the filter benchmarks' corpus (module docstring).
+    """
+    if mix is not None:
+        kinds = [
+            k for k, share in mix.items() for _ in range(round(n * share))
+        ]
+        kinds += ["text"] * (n - len(kinds))
+        random.Random(seed).shuffle(kinds)
+        return kinds
     bad = max(1, round(n * 0.015)) if n >= 20 else 0
     large = round(n * 0.05)
     attach = round(n * 0.15)
@@ -202,6 +225,17 @@ def _large(i: int, rng: random.Random, salt: str, size: int) -> bytes:
     return _multipart(i, salt, "Scans", [_text_part(rng), part])
 
 
+def _spam(i: int, rng: random.Random, salt: str, size: int) -> bytes:
+    # An HTML newsletter with GTUBE in its text part: SpamAssassin scores
+    # it as spam offline (no Bayes, no network tests).
+    body = _html(i, rng, salt, size)
+    return body.replace(
+        b"charset=utf-8\r\n\r\n",
+        f"charset=utf-8\r\n\r\n{gtube()}\r\n".encode(),
+        1,
+    )
+
+
 def _virus(i: int, rng: random.Random, salt: str, size: int) -> bytes:
     del size
     data = _zip({"readme.txt": salt.encode(), f"tool-{i}.com": eicar()})
@@ -225,6 +259,7 @@ MAKERS: dict[str, Callable[[int, random.Random, str, int], bytes]] = {
     "html": _html,
     "attach": _attach,
     "large": _large,
+    "spam": _spam,
     "virus": _virus,
     "exe": _exe,
 }
@@ -236,16 +271,22 @@ SIZES = {
     "html": (16_000, 24_000),
     "attach": (60_000, 80_000),  # ~100 KB once base64-encoded
     "large": (750_000, 3_750_000),  # 1-5 MB once base64-encoded
+    "spam": (16_000, 24_000),
     "virus": (0, 0),
     "exe": (2048, 8192),
 }
 
 
-def generate(n: int, seed: int = 1, salt: str = "a") -> list[Message]:
+def generate(
+    n: int,
+    seed: int = 1,
+    salt: str = "a",
+    mix: dict[str, float] | None = None,
+) -> list[Message]:
     """n unique messages; same seed gives the same kinds and sizes."""
     shape = random.Random(seed)
     out = []
-    for i, kind in enumerate(kinds_for(n, seed)):
+    for i, kind in enumerate(kinds_for(n, seed, mix)):
         size = shape.randint(*SIZES[kind])
         # Content comes from its own salted RNG, so two salts share the
         # sizes and kinds but no part is byte-identical.
@@ -253,6 +294,27 @@ def generate(n: int, seed: int = 1, salt: str = "a") -> list[Message]:
         out.append(
             Message(i, kind, MAKERS[kind](i, rng, f"{salt}{seed}", size))
         )
+    return out
+
+
+def with_repeats(
+    messages: list[Message], every: int = 3, seed: int = 1
+) -> list[Message]:
+    """Every `every`-th message replaced by a copy of an earlier one.
+
+    Bulk mail: the same bytes again, to another recipient in its own
+    transaction, within minutes (the copy comes from the last 30).
+    """
+    rng = random.Random(seed)
+    out: list[Message] = []
+    for m in messages:
+        if out and (m.index + 1) % every == 0:
+            orig = rng.choice(out[-30:])
+            m = Message(
+                m.index, orig.kind, orig.data,
+                recipient=f"user{m.index}@bench.test",
+            )  # fmt: skip
+        out.append(m)
     return out
 
 

@@ -48,7 +48,7 @@ from mailfilter.smtp.wire import has_bare_line_ends, normalise_line_ends
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from mailfilter.decision.policy import Policy
+    from mailfilter.decision.policy import Policy, RecipientOverride
     from mailfilter.downstream.reinject import Downstream
     from mailfilter.ops.metrics import MetricsSink
     from mailfilter.scan import Scanner
@@ -155,16 +155,21 @@ class Pipeline:
         verified = await authstep.verify(ctx.bank, envelope, content, log_id)
         if verified is not None:
             content = verified.content  # forged Authentication-Results gone
-        results = await self._scan(ctx, content, envelope.recipients)
+        # Each recipient's overrides, merged once for every decision below.
+        settings = [
+            recipient_settings(ctx.policy, r.address)
+            for r in envelope.recipients
+        ]
+        results = await self._scan(ctx, content, envelope.recipients, settings)
         decisions = [
             authbank.for_recipient(
                 ctx.bank,
-                decide(results, ctx.policy, r.address),
+                decide(results, ctx.policy, r.address, rcpt),
                 verified.results if verified else None,
                 r.address,
-                recipient_settings(ctx.policy, r.address).dmarc_reject,
+                rcpt.dmarc_reject,
             )
-            for r in envelope.recipients
+            for r, rcpt in zip(envelope.recipients, settings, strict=True)
         ]
         groups: dict[Decision, list[int]] = {}
         for index, decision in enumerate(decisions):
@@ -264,7 +269,11 @@ class Pipeline:
         ctx.metrics.count_message("MTA-BLOCKED", "tempfail")
 
     async def _scan(
-        self, ctx: Context, content: bytes, recipients: Sequence[Recipient]
+        self,
+        ctx: Context,
+        content: bytes,
+        recipients: Sequence[Recipient],
+        settings: Sequence[RecipientOverride],
     ) -> list[ScanResult]:
         """Cheap checks first; SpamAssassin only where it decides something.
 
@@ -279,8 +288,8 @@ class Pipeline:
         costly = [s for s in ctx.scanners if s.name == SPAM_SCANNER]
         results = await self._run_scanners(ctx, cheap, content, deadline)
         if costly and any(
-            spam_check_needed(results, ctx.policy, r.address)
-            for r in recipients
+            spam_check_needed(results, ctx.policy, r.address, rcpt)
+            for r, rcpt in zip(recipients, settings, strict=True)
         ):
             results += await self._run_scanners(
                 ctx, costly, content, deadline

@@ -11,6 +11,7 @@ PACKAGES=(
   postfix            # the MTA, plus smtp-source/smtp-sink for benchmarks
   clamav-daemon clamav
   spamd spamassassin spamc
+  sa-compile         # SpamAssassin's rules compiled: 12-20 % less CPU a message
   dovecot-imapd
   maildrop procmail  # peers in the delivery benchmark
   amavisd-new        # the peer in the scanning benchmark

@@ -34,10 +34,14 @@ def up() -> int:
     down()
     STATE.mkdir(exist_ok=True)
     clamd = daemons.start_clamd(STATE / "clamd")
-    spamd = daemons.start_spamd(STATE / "spamd", children=2)
+    # spamd -L is pure CPU: one child a core, and no more scan sessions
+    # than children (deploy/spamassassin/README.md).
+    cores = len(os.sched_getaffinity(0))
+    spamd = daemons.start_spamd(STATE / "spamd", children=cores)
     postfix, flt = start_sandwich(
         STATE, clamd=clamd.address, spamd=spamd.address
     )
+    postfix.set_scan_maxproc(cores)
     fport = int(flt.args[flt.args.index("--listen") + 1].rsplit(":", 1)[1])
     state = {
         "pids": [clamd.proc.pid, spamd.proc.pid, flt.proc.pid],

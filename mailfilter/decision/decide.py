@@ -72,10 +72,17 @@ class _Facts:
 
 
 def decide(
-    results: Sequence[ScanResult], policy: Policy, recipient: str
+    results: Sequence[ScanResult],
+    policy: Policy,
+    recipient: str,
+    settings: RecipientOverride | None = None,
 ) -> Decision:
-    """Return what happens to `recipient`'s copy of the message."""
-    rcpt = recipient_settings(policy, recipient)
+    """Return what happens to `recipient`'s copy of the message.
+
+    `settings` is `recipient_settings(policy, recipient)` when the caller
+    has it already (the pipeline merges each recipient's once).
+    """
+    rcpt = settings or recipient_settings(policy, recipient)
     levels = (
         _level(rcpt.tag_level, policy.spam.tag_level),
         _level(rcpt.tag2_level, policy.spam.tag2_level),
@@ -221,7 +228,10 @@ def _reason(verdict: Verdict, details: Sequence[str]) -> str:
 
 
 def spam_check_needed(
-    results: Sequence[ScanResult], policy: Policy, recipient: str
+    results: Sequence[ScanResult],
+    policy: Policy,
+    recipient: str,
+    settings: RecipientOverride | None = None,
 ) -> bool:
     """Whether asking SpamAssassin could change this recipient's copy.
 
@@ -231,9 +241,10 @@ def spam_check_needed(
     INFECTED and BANNED mail too). Spam lovers are asked: they still get
     the X-Spam fields.
     """
-    if recipient_settings(policy, recipient).bypass_spam_checks:
+    rcpt = settings or recipient_settings(policy, recipient)
+    if rcpt.bypass_spam_checks:
         return False
-    return decide(results, policy, recipient).action is Action.PASS
+    return decide(results, policy, recipient, rcpt).action is Action.PASS
 
 
 def recipient_settings(policy: Policy, recipient: str) -> RecipientOverride:

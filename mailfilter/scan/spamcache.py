@@ -18,6 +18,11 @@ of the same bytes (DNSBL/URIBL answers, Bayes and TxRep learning). Within
 a TTL of minutes these differences are the same a scan a few minutes
 earlier would have seen, which is what the cache returns.
 
+Copies of a bulk message often arrive together, in parallel sessions:
+a copy whose twin is being scanned right now waits for that scan's
+answer instead of starting another one. If that scan fails, each copy
+waiting for it is scanned on its own.
+
 Memory is bounded by `size` entries of one digest and one `ScanResult`
 each: about 5 KiB with a 30-rule report (bench/bench_spamcache.py), so
 the default 2,000 entries stay under 10 MiB. Only answers are cached,
@@ -26,6 +31,7 @@ never a failure or a skipped scan.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import time
@@ -84,7 +90,10 @@ class SpamCache:
         self._entries: OrderedDict[bytes, tuple[float, ScanResult]] = (
             OrderedDict()
         )
-        self.hits = 0
+        # Scans under way, by key: copies arriving meanwhile await the
+        # future, which gets the answer, or None if the scan raised.
+        self._pending: dict[bytes, asyncio.Future[ScanResult | None]] = {}
+        self.hits = 0  # answered from memory or by a scan under way
         self.misses = 0
 
     def __len__(self) -> int:
@@ -99,9 +108,27 @@ class SpamCache:
             self._entries.move_to_end(key)
             self.hits += 1
             return entry[1]
+        pending = self._pending.get(key)
+        if pending is not None:
+            # shield: a waiter's deadline must not cancel the shared scan.
+            shared = await asyncio.shield(pending)
+            if shared is not None and _cacheable(shared):
+                self.hits += 1
+                return shared
+            self.misses += 1
+            return await self._scanner.scan(content)
         self.misses += 1
-        result = await self._scanner.scan(content)
-        if result.ok and not result.skipped and result.spam is not None:
+        future: asyncio.Future[ScanResult | None] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self._pending[key] = future
+        result: ScanResult | None = None
+        try:
+            result = await self._scanner.scan(content)
+        finally:
+            del self._pending[key]
+            future.set_result(result)
+        if _cacheable(result):
             self._entries[key] = (now, result)
             self._entries.move_to_end(key)
             while len(self._entries) > self._size:
@@ -112,3 +139,8 @@ class SpamCache:
         """Close the wrapped scanner; forget every entry."""
         self._entries.clear()
         await self._scanner.aclose()
+
+
+def _cacheable(result: ScanResult) -> bool:
+    """Only answers: never a failure or a skipped scan."""
+    return result.ok and not result.skipped and result.spam is not None

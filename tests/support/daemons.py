@@ -127,8 +127,13 @@ def start_clamd(workdir: Path, *, tcp: bool = False) -> Daemon:
     return daemon
 
 
-def start_spamd(workdir: Path, *, children: int = 4) -> Daemon:
-    """Start spamd -L (no network tests) on a free loopback port."""
+def start_spamd(
+    workdir: Path, *, children: int = 4, extra: tuple[str, ...] = ()
+) -> Daemon:
+    """Start spamd -L (no network tests) on a free loopback port.
+
+    `extra` adds spamd options (the benchmarks' --siteconfigpath).
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     os.chmod(workdir, 0o755)
     port = free_port()
@@ -153,6 +158,7 @@ def start_spamd(workdir: Path, *, children: int = 4) -> Daemon:
                 f"--pidfile={workdir / 'spamd.pid'}",
                 "-s",
                 str(workdir / "spamd.log"),
+                *extra,
             ],
             stdout=subprocess.DEVNULL,
             stderr=err,

@@ -83,6 +83,15 @@ class PostfixInstance:
             timeout=60,
         )
 
+    def set_scan_maxproc(self, maxproc: int) -> None:
+        """Set the `scan` transport's maxproc and reload Postfix."""
+        subprocess.run(
+            ["postconf", "-c", str(self.config_dir), "-F",
+             f"scan/unix/maxproc={maxproc}"],
+            check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
+        self.postfix("reload")
+
     def wait_log(self, text: str, timeout: float = 30) -> str:
         """Wait until `text` appears in the Postfix log; the log."""
         deadline = time.monotonic() + timeout

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from mailfilter.decision.verdict import ScanResult, SpamReport
 from mailfilter.scan.spamcache import SpamCache, cache_key
 
@@ -95,3 +97,76 @@ async def test_the_cache_holds_at_most_size_entries():
     await cache.scan(BODY + b"9")  # still there
     await cache.scan(BODY + b"0")  # evicted long ago
     assert inner.calls == 11
+
+
+class GatedScanner(CountingScanner):
+    """Holds every scan until `gate` is set; raises when `fail` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.fail = False
+
+    async def scan(self, content: bytes) -> ScanResult:
+        self.calls += 1
+        await self.gate.wait()
+        if self.fail:
+            self.fail = False  # only the first scan fails
+            raise ConnectionResetError("spamd went away")
+        return ScanResult(self.name, spam=SpamReport(score=7.5, required=5.0))
+
+
+def test_copies_arriving_together_share_one_scan():
+    """Bulk copies in parallel sessions: one scan, every copy answered."""
+
+    async def go() -> tuple[GatedScanner, SpamCache, list[ScanResult]]:
+        inner = GatedScanner()
+        cache = SpamCache(inner, ttl=300, size=10)
+        tasks = [asyncio.ensure_future(cache.scan(BODY)) for _ in range(5)]
+        await asyncio.sleep(0)
+        inner.gate.set()
+        return inner, cache, await asyncio.gather(*tasks)
+
+    inner, cache, results = asyncio.run(go())
+    assert inner.calls == 1
+    assert all(r.spam is not None and r.spam.score == 7.5 for r in results)
+    assert (cache.hits, cache.misses) == (4, 1)
+
+
+def test_a_failed_shared_scan_leaves_each_waiting_copy_its_own_scan():
+    """The first scan raises: the copies waiting for it scan themselves,
+    and the failure reaches only the session that owned it."""
+
+    async def go() -> tuple[GatedScanner, list[object]]:
+        inner = GatedScanner()
+        inner.fail = True
+        cache = SpamCache(inner, ttl=300, size=10)
+        tasks = [asyncio.ensure_future(cache.scan(BODY)) for _ in range(3)]
+        await asyncio.sleep(0)
+        inner.gate.set()
+        return inner, await asyncio.gather(*tasks, return_exceptions=True)
+
+    inner, results = asyncio.run(go())
+    assert isinstance(results[0], ConnectionResetError)
+    assert all(isinstance(r, ScanResult) and r.ok for r in results[1:])
+    assert inner.calls == 3
+
+
+def test_a_waiting_copy_that_gives_up_does_not_cancel_the_shared_scan():
+    """A waiter's deadline cancels the waiter only."""
+
+    async def go() -> tuple[GatedScanner, ScanResult]:
+        inner = GatedScanner()
+        cache = SpamCache(inner, ttl=300, size=10)
+        owner = asyncio.ensure_future(cache.scan(BODY))
+        await asyncio.sleep(0)
+        waiter = asyncio.ensure_future(cache.scan(BODY))
+        await asyncio.sleep(0)
+        waiter.cancel()
+        await asyncio.sleep(0)
+        inner.gate.set()
+        return inner, await owner
+
+    inner, result = asyncio.run(go())
+    assert result.ok
+    assert inner.calls == 1
