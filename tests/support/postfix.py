@@ -87,7 +87,7 @@ class PostfixInstance:
         """Set the `scan` transport's maxproc and reload Postfix."""
         subprocess.run(
             ["postconf", "-c", str(self.config_dir), "-F",
-             f"scan/unix/maxproc={maxproc}"],
+             f"scan/unix/process_limit={maxproc}"],
             check=True, capture_output=True, timeout=60,
         )  # fmt: skip
         self.postfix("reload")
