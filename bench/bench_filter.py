@@ -71,12 +71,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--out", type=Path, default=stack.ROOT / "docs" / "bench-filter.md"
     )
     p.add_argument("--no-write", action="store_true", help="stdout only")
-    p.add_argument(
-        "--wait-idle",
-        type=float,
-        default=0,
-        help="first wait up to this many seconds for load average < 0.5",
-    )
+    stack.add_wait_idle(p)
     return p.parse_args(argv)
 
 

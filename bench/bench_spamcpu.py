@@ -103,12 +103,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="only write the report again from runs' rows.json files "
         "(a later file's sections replace an earlier one's)",
     )
-    p.add_argument(
-        "--wait-idle",
-        type=float,
-        default=0,
-        help="first wait up to this many seconds for load average < 0.5",
-    )
+    stack.add_wait_idle(p)
     return p.parse_args(argv)
 
 

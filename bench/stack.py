@@ -19,8 +19,12 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tests.support.ports import free_port, wait_port
+
+if TYPE_CHECKING:
+    import argparse
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_PY = ROOT / ".venv" / "bin" / "python"
@@ -367,6 +371,16 @@ def machine_info() -> str:
         ),
     }
     return "Machine: " + "; ".join(f"{k}: {v}" for k, v in items.items()) + "."
+
+
+def add_wait_idle(parser: argparse.ArgumentParser) -> None:
+    """The --wait-idle flag every benchmark takes (see `wait_idle`)."""
+    parser.add_argument(
+        "--wait-idle",
+        type=float,
+        default=0,
+        help="first wait up to this many seconds for load average < 0.5",
+    )
 
 
 def wait_idle(max_wait: float, threshold: float = 0.5) -> float:
