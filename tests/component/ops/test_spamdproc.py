@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.integration
 
-# Not spamd's default (5) nor the helper's (4), so a found 3 was read.
+# Not spamd's default (5) nor start_spamd's (4), so a found 3 was read.
 CHILDREN = 3
 
 
